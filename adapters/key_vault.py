@@ -1,0 +1,272 @@
+"""The key vault: one data key per data subject, wrapped by the KEK, shredded on erasure.
+
+Keys are cached per process; a shred in any process NOTIFYs every other process to evict.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Callable, Iterable
+from uuid import UUID
+
+import psycopg
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from psycopg_pool import ConnectionPool
+
+from adapters.kek import Keyring
+from adapters.postgres import Database
+from domain.errors import KeyMissingError, SubjectErasedError
+
+log = logging.getLogger(__name__)
+
+SCHEMA_SQL = """
+CREATE TABLE IF NOT EXISTS commhub_data_keys (
+    subject_id uuid PRIMARY KEY,
+    workspace_id uuid NOT NULL,
+    kek_id text NOT NULL,
+    wrapped bytea NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS commhub_data_keys_by_kek ON commhub_data_keys (kek_id);
+CREATE TABLE IF NOT EXISTS commhub_key_tombstones (
+    subject_id uuid PRIMARY KEY,
+    workspace_id uuid NOT NULL,
+    request_id uuid NOT NULL,
+    erased_at timestamptz NOT NULL
+);
+"""
+
+_ERASED = object()  # cached answer for a shredded subject
+
+
+@dataclass(frozen=True)
+class Tombstone:
+    subject_id: UUID
+    workspace_id: UUID
+    request_id: UUID
+    erased_at: datetime
+
+
+class KeyVault:
+    """Per-subject AES-256-GCM data keys in PostgreSQL, wrapped by the configured KEK."""
+
+    def __init__(self, database: Database, keyring: Keyring, *, cache_seconds: float = 300.0, pool_size: int = 4) -> None:
+        self.database = database
+        self.keyring = keyring
+        self.cache_seconds = cache_seconds
+        self.channel = f"commhub_key_shredded_{database.schema}"
+        self._pool: ConnectionPool | None = None
+        self._pool_size = pool_size
+        self._cache: dict[UUID, tuple[Any, float]] = {}
+        self._generation = 0
+        self._lock = threading.Lock()
+        self._listening = threading.Event()
+        self._stopping = threading.Event()
+        self._listener: threading.Thread | None = None
+
+    # Lifecycle -----------------------------------------------------------------------------
+
+    def setup(self) -> None:
+        with self.database.connect(autocommit=True) as conn:
+            conn.execute(SCHEMA_SQL)
+
+    def start(self) -> KeyVault:
+        self.setup()
+        self._pool = self.database.pool(min_size=1, max_size=self._pool_size, name="commhub-key-vault")
+        self._stopping.clear()
+        self._listener = threading.Thread(target=self._listen, name="commhub-key-eviction", daemon=True)
+        self._listener.start()
+        self._listening.wait(timeout=10)
+        return self
+
+    def close(self) -> None:
+        self._stopping.set()
+        if self._listener is not None:
+            self._listener.join(timeout=5)
+        if self._pool is not None:
+            self._pool.close()
+        self._cache.clear()
+
+    # Keys ----------------------------------------------------------------------------------
+
+    def sealer(self, subject_id: UUID, workspace_id: UUID) -> AESGCM:
+        """The subject's key for sealing, created on first use; refused for an erased subject."""
+        cached = self._cached(subject_id)
+        if cached is _ERASED:
+            raise SubjectErasedError("the data subject was erased; no new personal data can be sealed for them")
+        if cached is not None:
+            return cached
+        generation = self._generation
+        with self._connection() as conn, conn.transaction():
+            self._lock_subject(conn, subject_id)
+            if conn.execute("SELECT 1 FROM commhub_key_tombstones WHERE subject_id = %s", (subject_id,)).fetchone():
+                self._remember(subject_id, _ERASED, generation)
+                raise SubjectErasedError("the data subject was erased; no new personal data can be sealed for them")
+            row = conn.execute(
+                "SELECT kek_id, wrapped FROM commhub_data_keys WHERE subject_id = %s", (subject_id,)
+            ).fetchone()
+            if row is None:
+                dek = AESGCM.generate_key(bit_length=256)
+                wrapped_by, wrapped = self.keyring.wrap(dek, subject_id)
+                conn.execute(
+                    "INSERT INTO commhub_data_keys (subject_id, workspace_id, kek_id, wrapped) VALUES (%s, %s, %s, %s)",
+                    (subject_id, workspace_id, wrapped_by, wrapped),
+                )
+            else:
+                dek = self.keyring.unwrap(row[0], row[1], subject_id)
+        return self._remember(subject_id, AESGCM(dek), generation)
+
+    def opener(self, subject_id: UUID) -> AESGCM | None:
+        """The subject's key for unsealing, or None when the subject was erased."""
+        cached = self._cached(subject_id)
+        if cached is not None:
+            return None if cached is _ERASED else cached
+        generation = self._generation
+        with self._connection() as conn:
+            row = conn.execute(
+                "SELECT kek_id, wrapped FROM commhub_data_keys WHERE subject_id = %s", (subject_id,)
+            ).fetchone()
+            if row is None:
+                if conn.execute("SELECT 1 FROM commhub_key_tombstones WHERE subject_id = %s", (subject_id,)).fetchone():
+                    self._remember(subject_id, _ERASED, generation)
+                    return None
+                raise KeyMissingError(f"no data key for subject {subject_id} and no tombstone either")
+        found = self._remember(subject_id, AESGCM(self.keyring.unwrap(row[0], row[1], subject_id)), generation)
+        return found
+
+    def shred(self, subject_id: UUID, workspace_id: UUID, request_id: UUID, now: datetime) -> bool:
+        """Delete the subject's key, leave a tombstone and tell every process to evict it."""
+        with self._connection() as conn, conn.transaction():
+            self._lock_subject(conn, subject_id)
+            deleted = conn.execute("DELETE FROM commhub_data_keys WHERE subject_id = %s", (subject_id,)).rowcount
+            conn.execute(
+                "INSERT INTO commhub_key_tombstones (subject_id, workspace_id, request_id, erased_at)"
+                " VALUES (%s, %s, %s, %s) ON CONFLICT (subject_id) DO NOTHING",
+                (subject_id, workspace_id, request_id, now),
+            )
+            conn.execute("SELECT pg_notify(%s, %s)", (self.channel, str(subject_id)))
+        with self._lock:
+            self._generation += 1
+            self._cache[subject_id] = (_ERASED, float("inf"))
+        log.info("data key shredded", extra={"subject_id": str(subject_id), "request_id": str(request_id)})
+        return bool(deleted)
+
+    def is_erased(self, subject_id: UUID) -> bool:
+        with self._connection() as conn:
+            row = conn.execute("SELECT 1 FROM commhub_key_tombstones WHERE subject_id = %s", (subject_id,)).fetchone()
+        return row is not None
+
+    # Rotation and restore ------------------------------------------------------------------
+
+    def rewrap(self, batch_size: int = 500, progress: Callable[[int], None] | None = None) -> int:
+        """Re-wrap every data key not yet under the current KEK; events are never touched."""
+        done = 0
+        while True:
+            with self._connection() as conn, conn.transaction():
+                rows = conn.execute(
+                    "SELECT subject_id, kek_id, wrapped FROM commhub_data_keys WHERE kek_id <> %s"
+                    " LIMIT %s FOR UPDATE SKIP LOCKED",
+                    (self.keyring.current_id, batch_size),
+                ).fetchall()
+                for subject_id, wrapped_by, wrapped in rows:
+                    new_id, rewrapped = self.keyring.wrap(self.keyring.unwrap(wrapped_by, wrapped, subject_id), subject_id)
+                    conn.execute(
+                        "UPDATE commhub_data_keys SET kek_id = %s, wrapped = %s WHERE subject_id = %s",
+                        (new_id, rewrapped, subject_id),
+                    )
+            done += len(rows)
+            if progress is not None and rows:
+                progress(len(rows))
+            if len(rows) < batch_size:
+                return done
+
+    def count_keys(self) -> tuple[int, int]:
+        """(keys under the current KEK, keys under older KEKs)."""
+        with self._connection() as conn:
+            row = conn.execute(
+                "SELECT count(*) FILTER (WHERE kek_id = %s), count(*) FILTER (WHERE kek_id <> %s) FROM commhub_data_keys",
+                (self.keyring.current_id, self.keyring.current_id),
+            ).fetchone()
+        return int(row[0]), int(row[1])
+
+    def tombstones(self) -> list[Tombstone]:
+        with self._connection() as conn:
+            rows = conn.execute(
+                "SELECT subject_id, workspace_id, request_id, erased_at FROM commhub_key_tombstones ORDER BY erased_at"
+            ).fetchall()
+        return [Tombstone(*row) for row in rows]
+
+    def reapply(self, tombstones: Iterable[Tombstone]) -> int:
+        """After restoring a backup, shred again every key erased since that backup was taken."""
+        shredded = 0
+        for stone in tombstones:
+            shredded += self.shred(stone.subject_id, stone.workspace_id, stone.request_id, stone.erased_at)
+        return shredded
+
+    # Internals -----------------------------------------------------------------------------
+
+    def _connection(self) -> Any:
+        if self._pool is None:
+            raise RuntimeError("KeyVault.start() was not called")
+        return self._pool.connection()
+
+    @staticmethod
+    def _lock_subject(conn: psycopg.Connection[Any], subject_id: UUID) -> None:
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (subject_id.int >> 65,))
+
+    def _cached(self, subject_id: UUID) -> Any:
+        entry = self._cache.get(subject_id)
+        if entry is None:
+            return None
+        if entry[1] < time.monotonic():
+            self._cache.pop(subject_id, None)
+            return None
+        return entry[0]
+
+    def _remember(self, subject_id: UUID, value: Any, generation: int) -> Any:
+        """Cache a key only if no shred notification arrived since it was read, and only while listening."""
+        with self._lock:
+            if generation == self._generation and self._listening.is_set():
+                expires = float("inf") if value is _ERASED else time.monotonic() + self.cache_seconds
+                self._cache[subject_id] = (value, expires)
+        return value
+
+    def _evict(self, subject_id: UUID | None) -> None:
+        with self._lock:
+            self._generation += 1
+            if subject_id is None:
+                self._cache.clear()
+            else:
+                self._cache[subject_id] = (_ERASED, float("inf"))
+
+    def _listen(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                with self.database.connect(autocommit=True) as conn:
+                    conn.execute(psycopg.sql.SQL("LISTEN {}").format(psycopg.sql.Identifier(self.channel)))
+                    self._evict(None)  # anything cached before we listened may be stale
+                    self._listening.set()
+                    while not self._stopping.is_set():
+                        for notice in conn.notifies(timeout=0.5):
+                            self._evict(_parse_uuid(notice.payload))
+            except psycopg.Error:
+                log.warning("key eviction listener lost its connection; key cache disabled until it reconnects")
+            finally:
+                self._listening.clear()
+                self._evict(None)
+            self._stopping.wait(1.0)
+
+
+def _parse_uuid(text: str) -> UUID | None:
+    try:
+        return UUID(text)
+    except ValueError:
+        return None
+
+
+

@@ -1,0 +1,62 @@
+"""PostgreSQL connection details shared by the event store, key vault and projections."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
+from psycopg_pool import ConnectionPool
+
+
+@dataclass(frozen=True)
+class Database:
+    """Where the data lives: a server (conninfo) and the schema holding commhub's tables."""
+
+    url: str
+    schema: str = "public"
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return conninfo_to_dict(self.url)
+
+    def connect(self, **kwargs: Any) -> psycopg.Connection[Any]:
+        return psycopg.connect(self.url, options=f"-c search_path={self.schema}", **kwargs)
+
+    def pool(self, *, min_size: int = 1, max_size: int = 5, name: str = "commhub") -> ConnectionPool:
+        return ConnectionPool(
+            self.url,
+            min_size=min_size,
+            max_size=max_size,
+            kwargs={"options": f"-c search_path={self.schema}"},
+            name=name,
+            open=True,
+        )
+
+    def ensure_schema(self) -> None:
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema)))
+
+    def drop_schema(self) -> None:
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(self.schema)))
+
+    def eventsourcing_env(self, *, pool_size: int = 5) -> dict[str, str]:
+        """The POSTGRES_* settings eventsourcing's PostgresFactory expects."""
+        params = self.params
+        return {
+            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "POSTGRES_DBNAME": str(params.get("dbname", "postgres")),
+            "POSTGRES_HOST": str(params.get("host", "127.0.0.1")),
+            "POSTGRES_PORT": str(params.get("port", "5432")),
+            "POSTGRES_USER": str(params.get("user", "postgres")),
+            "POSTGRES_PASSWORD": str(params.get("password", "")),
+            "POSTGRES_SCHEMA": self.schema,
+            "POSTGRES_POOL_SIZE": str(pool_size),
+            "POSTGRES_MAX_OVERFLOW": str(pool_size),
+            "POSTGRES_CONNECT_TIMEOUT": "10",
+            "POSTGRES_PRE_PING": "y",
+            "CREATE_TABLE": "y",
+        }

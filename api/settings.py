@@ -1,0 +1,71 @@
+"""Configuration: the one place that reads the process environment."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+DEFAULT_DATA_DIR = ".commhub"
+
+
+class SettingsError(ValueError):
+    """A configuration value is missing or invalid."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything commhub reads from its environment, validated once at start-up."""
+
+    database_url: str | None = None
+    data_dir: Path = Path(DEFAULT_DATA_DIR)
+    db_schema: str = "public"
+    kek: str | None = field(default=None, repr=False)
+    kek_file: Path | None = None
+    previous_keks: tuple[str, ...] = field(default=(), repr=False)
+    key_cache_seconds: float = 300.0
+    host: str = "127.0.0.1"
+    port: int = 8000
+    log_level: str = "info"
+    pool_size: int = 5
+
+    @property
+    def resolved_kek_file(self) -> Path:
+        return self.kek_file or self.data_dir / "kek.key"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        schema = env.get("COMMHUB_DB_SCHEMA", "public")
+        if not schema.replace("_", "").isalnum():
+            raise SettingsError("COMMHUB_DB_SCHEMA must contain only letters, digits and '_'")
+        kek = env.get("COMMHUB_KEK") or None
+        if kek is not None and kek.strip().lower() in {"changeme", "secret", "kek", "default"}:
+            raise SettingsError("COMMHUB_KEK is a placeholder; generate one with `commhub keys generate`")
+        return cls(
+            database_url=env.get("DATABASE_URL") or None,
+            data_dir=Path(env.get("COMMHUB_DATA_DIR", DEFAULT_DATA_DIR)),
+            db_schema=schema,
+            kek=kek,
+            kek_file=Path(env["COMMHUB_KEK_FILE"]) if env.get("COMMHUB_KEK_FILE") else None,
+            previous_keks=tuple(k for k in env.get("COMMHUB_PREVIOUS_KEKS", "").split(",") if k),
+            key_cache_seconds=_number(env, "COMMHUB_KEY_CACHE_SECONDS", 300.0),
+            host=env.get("COMMHUB_HOST", "127.0.0.1"),
+            port=int(_number(env, "COMMHUB_PORT", 8000)),
+            log_level=env.get("COMMHUB_LOG_LEVEL", "info").lower(),
+            pool_size=int(_number(env, "COMMHUB_DB_POOL_SIZE", 5)),
+        )
+
+
+def _number(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number") from None
+    if value < 0:
+        raise SettingsError(f"{name} must not be negative")
+    return value

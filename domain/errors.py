@@ -1,0 +1,91 @@
+"""Domain errors: each names a thing and its problem; the API maps them to problem+json."""
+
+
+class DomainError(Exception):
+    """Base class of the errors a command can refuse with."""
+
+    status = 422
+
+
+class NotFoundError(DomainError):
+    """The thing asked for does not exist in this workspace."""
+
+    status = 404
+
+
+class WorkspaceNotFoundError(NotFoundError):
+    """No such workspace."""
+
+
+class WorkspaceSlugInvalidError(DomainError):
+    """A workspace slug must be 3–40 lowercase letters, digits or hyphens."""
+
+
+class StaffNotFoundError(NotFoundError):
+    """No such staff member in this workspace."""
+
+
+class StaffRoleInvalidError(DomainError):
+    """The role is not one of owner, admin, agent, compliance."""
+
+
+class ContactNotFoundError(NotFoundError):
+    """No such contact in this workspace."""
+
+
+class ContactErasedError(DomainError):
+    """The contact was erased; nothing more can be recorded about them."""
+
+    status = 410
+
+
+class ContactMergedError(DomainError):
+    """The contact was merged into another; act on the surviving contact."""
+
+    status = 409
+
+
+class ContactMergeInvalidError(DomainError):
+    """A contact cannot be merged with itself or across workspaces."""
+
+
+class PhoneNumberInvalidError(DomainError):
+    """The phone number is not a valid E.164 number."""
+
+
+class EmailAddressInvalidError(DomainError):
+    """The email address is not valid."""
+
+
+class ChannelInvalidError(DomainError):
+    """The channel is not one of sms, email, voice, webchat, social."""
+
+
+class PurposeInvalidError(DomainError):
+    """The purpose is not one of transactional, marketing."""
+
+
+class FieldNotRectifiableError(DomainError):
+    """Only name, phone, email, time zone and custom fields can be rectified."""
+
+
+class TimeZoneInvalidError(DomainError):
+    """The time zone is not a known IANA zone name."""
+
+
+class SubjectErasedError(DomainError):
+    """The data subject was erased: their key is shredded and will never be created again."""
+
+    status = 410
+
+
+class SealBrokenError(DomainError):
+    """A sealed field failed authentication: it was altered or moved from another event."""
+
+    status = 500
+
+
+class KeyMissingError(DomainError):
+    """A subject's data key is missing although the subject was never erased."""
+
+    status = 500

@@ -1,0 +1,17 @@
+"""Interfaces the domain needs from the outside world, implemented in adapters/."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Protocol
+from uuid import UUID
+
+
+class KeyShredder(Protocol):
+    """Destroys a data subject's key so every sealed field of theirs becomes unreadable."""
+
+    def shred(self, subject_id: UUID, workspace_id: UUID, request_id: UUID, now: datetime) -> bool:
+        """Shred the key and leave a tombstone; True if a key existed. Idempotent."""
+        ...
+
+    def is_erased(self, subject_id: UUID) -> bool: ...
