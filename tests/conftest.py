@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import uuid
 from pathlib import Path
 
@@ -59,7 +58,3 @@ def hub(settings: Settings, database: Database):
 
     with bootstrap(settings, database=database) as running:
         yield running
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    os.environ.setdefault("XDG_RUNTIME_DIR", "/tmp")
