@@ -138,3 +138,7 @@ class _vault:
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":
+    main()
