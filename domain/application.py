@@ -190,7 +190,7 @@ class CommHub(Application):
         process dies between the two steps, calling again completes it (shredding is idempotent).
         """
         contact = self.get_contact(workspace_id, contact_id)
-        if contact.merged_into is not None:
+        while contact.merged_into is not None:
             contact = self.get_contact(workspace_id, contact.merged_into)
         if contact.erased:
             return contact.subject_ids

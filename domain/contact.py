@@ -167,6 +167,7 @@ class Contact(Aggregate):
         """A duplicate was merged in; its profile stays sealed under the duplicate's own key."""
 
         duplicate_id: UUID
+        duplicate_subject_ids: list[UUID]
         profile: dict[str, Any]
         consents: dict[str, dict[str, Any]]
         restricted: bool
@@ -175,7 +176,7 @@ class Contact(Aggregate):
         personal: ClassVar[dict[str, str]] = {"profile": "duplicate_id"}
 
         def apply(self, contact: Contact) -> None:
-            contact.absorbed.append(self.duplicate_id)
+            contact.absorbed.extend(s for s in self.duplicate_subject_ids if s not in contact.absorbed)
             contact.restricted = contact.restricted or self.restricted
             contact.objected_to_marketing = contact.objected_to_marketing or self.objected_to_marketing
             for key, theirs in self.consents.items():
@@ -183,7 +184,7 @@ class Contact(Aggregate):
             if is_erased(self.profile):
                 return
             for field in ("phone", "email", "time_zone"):
-                if not getattr(contact, field) and self.profile.get(field):
+                if getattr(contact, field) is None and self.profile.get(field):
                     setattr(contact, field, self.profile[field])
             fields = _writable(contact, "custom_fields", {})
             for name, value in self.profile.get("custom_fields", {}).items():
@@ -262,7 +263,13 @@ class Contact(Aggregate):
         unknown = set(changes) - set(PROFILE_FIELDS)
         if unknown:
             raise FieldNotRectifiableError(f"cannot rectify: {', '.join(sorted(unknown))}")
-        changed = {k: v for k, v in changes.items() if k == "custom_fields" or getattr(self, k) != v}
+        changed = {k: v for k, v in changes.items() if k != "custom_fields" and getattr(self, k) != v}
+        custom = {
+            name: value for name, value in (changes.get("custom_fields") or {}).items()
+            if self.custom_fields.get(name) != value
+        }
+        if custom:
+            changed["custom_fields"] = custom
         if changed:
             self._trigger(self.Rectified, changes=changed, actor_id=actor_id, timestamp=now)
 
@@ -331,7 +338,7 @@ class Contact(Aggregate):
             "tags": list(duplicate.tags), "notes": list(duplicate.notes),
         }
         self._trigger(
-            self.Merged, duplicate_id=duplicate.id, profile=profile, consents=dict(duplicate.consents),
+            self.Merged, duplicate_id=duplicate.id, duplicate_subject_ids=duplicate.subject_ids, profile=profile, consents=dict(duplicate.consents),
             restricted=duplicate.restricted, objected_to_marketing=duplicate.objected_to_marketing,
             actor_id=actor_id, timestamp=now,
         )

@@ -43,13 +43,13 @@ class Role(StrEnum):
 
 def e164(value: str) -> str:
     """An already normalised E.164 number (adapters.identifiers normalises user input)."""
-    if not isinstance(value, str) or not E164.match(value):
+    if not isinstance(value, str) or not E164.fullmatch(value):
         raise PhoneNumberInvalidError("phone number must be in E.164 form, e.g. +447700900123")
     return value
 
 
 def email(value: str) -> str:
-    if not isinstance(value, str) or len(value) > 254 or not EMAIL.match(value):
+    if not isinstance(value, str) or len(value) > 254 or not EMAIL.fullmatch(value):
         raise EmailAddressInvalidError("email address is not valid")
     return value
 
@@ -82,15 +82,16 @@ def time_zone(value: str) -> str:
 
 
 def slug(value: str) -> str:
-    if not isinstance(value, str) or not SLUG.match(value):
+    if not isinstance(value, str) or not SLUG.fullmatch(value):
         raise WorkspaceSlugInvalidError("slug must be 3-40 lowercase letters, digits or hyphens")
     return value
 
 
 _ZONES: set[str] = set()
+_NOT_ZONES = {"localtime", "Factory", "posixrules"}  # host aliases, not IANA names
 
 
 def _zones() -> set[str]:
     if not _ZONES:
-        _ZONES.update(available_timezones())
+        _ZONES.update(available_timezones() - _NOT_ZONES)
     return _ZONES
