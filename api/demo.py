@@ -11,12 +11,12 @@ from pathlib import Path
 
 from adapters.passwords import hash_password
 from api.bootstrap import Hub
-from domain.errors import WorkspaceNotFoundError
+from domain.errors import WorkspaceNotFoundError, WorkspaceSlugTakenError
 
 DEMO_CONTACTS = [
-    ("Ada Lovelace", "+447911123456", "ada@example.org"),
-    ("Grace Hopper", "+12025550143", "grace@example.org"),
-    ("Alan Turing", "+447911654321", None),
+    ("Ada Lovelace", "+447911123456", "ada@example.org", "Hi, can I move my Thursday appointment to Friday?"),
+    ("Grace Hopper", "+12025550143", "grace@example.org", "Thanks for the reminder, see you at 3pm."),
+    ("Alan Turing", "+447911654321", None, "Do you have any physio slots next week?"),
 ]
 
 
@@ -40,21 +40,27 @@ def seed_demo(hub: Hub, now: datetime | None = None) -> DemoLogin:
         except WorkspaceNotFoundError:
             pass
     workspace_id = uuid.uuid4()
-    hub.app.create_workspace(workspace_id=workspace_id, name="Demo Clinic", slug="demo", time_zone="Europe/London", now=now)
-    login = DemoLogin(str(workspace_id), "demo", "owner@demo.example", secrets.token_urlsafe(12))
+    slug = "demo"
+    try:
+        hub.app.create_workspace(workspace_id=workspace_id, name="Demo Clinic", slug=slug, time_zone="Europe/London", now=now)
+    except WorkspaceSlugTakenError:  # the database outlived the data directory that knew the login
+        slug = f"demo-{secrets.token_hex(3)}"
+        hub.app.create_workspace(workspace_id=workspace_id, name="Demo Clinic", slug=slug, time_zone="Europe/London", now=now)
+    login = DemoLogin(str(workspace_id), slug, "owner@demo.example", secrets.token_urlsafe(12))
     owner_id = hub.app.add_staff(
         workspace_id=workspace_id, staff_id=uuid.uuid4(), name="Demo Owner", email=login.email, role="owner",
         password_hash=hash_password(login.password), now=now,
     )
-    for name, phone, email in DEMO_CONTACTS:
-        contact_id = hub.app.create_contact(
-            workspace_id=workspace_id, contact_id=uuid.uuid4(), name=name, phone=phone, email=email,
-            time_zone="Europe/London", actor_id=owner_id, now=now,
-        )
+    for name, phone, email, message in DEMO_CONTACTS:
+        contact_id = hub.app.find_or_create_contact(workspace_id, kind="phone", value=phone, name=name, now=now)
+        if email:
+            hub.app.rectify_contact(workspace_id, contact_id, {"email": email, "time_zone": "Europe/London"},
+                                    owner_id, now)
         hub.app.grant_consent(
             workspace_id, contact_id, channel="sms", purpose="transactional", source="demo seed",
             wording="Appointment reminders by text", actor_id=owner_id, now=now,
         )
+        hub.app.receive_message(workspace_id=workspace_id, contact_id=contact_id, channel="sms", body=message, now=now)
     _write(record, login)
     return login
 

@@ -4,26 +4,41 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any, Callable
-from uuid import UUID
+from uuid import UUID, uuid4
+
+from contextvars import ContextVar
 
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import Mapper
+from eventsourcing.persistence import IntegrityError, Mapper
 from eventsourcing.utils import Environment
 
 from domain import identifiers
 from domain.consent import SendDecision, may_send
 from domain.contact import Contact
-from domain.errors import ContactNotFoundError, StaffNotFoundError, WorkspaceNotFoundError
+from domain.conversation import Conversation, InboundReceipt, check_body, conversation_id_for
+from domain.errors import (
+    CannedResponseNotFoundError,
+    ContactNotFoundError,
+    ConversationNotFoundError,
+    StaffNotFoundError,
+    WorkspaceNotFoundError,
+    WorkspaceSlugTakenError,
+)
 from domain.identifiers import Channel, Purpose
-from domain.ports import KeyShredder
-from domain.workspace import StaffMember, Workspace
+from domain.ports import ContactHandles, KeyShredder
+from domain.workspace import StaffMember, Workspace, WorkspaceSlug
+
+last_position: ContextVar[int] = ContextVar("last_position", default=0)
+"""Notification id of the last event saved in this context: read models are current once they pass it."""
+
+RETRIES = 5
 
 
 class CommHub(Application):
     """All aggregates live in one application, so one notification log orders every event."""
 
     name = "commhub"
-    snapshotting_intervals = {Contact: 100, StaffMember: 100}
+    snapshotting_intervals = {Contact: 100, StaffMember: 100, Conversation: 200, Workspace: 100}
 
     def __init__(
         self,
@@ -31,10 +46,18 @@ class CommHub(Application):
         *,
         mapper_factory: Callable[[Application], Mapper] | None = None,
         shredder: KeyShredder | None = None,
+        handles: ContactHandles | None = None,
     ) -> None:
         self._mapper_factory = mapper_factory
         self.shredder = shredder
+        self.handles = handles
         super().__init__(env)
+
+    def save(self, *objs: Any, **kwargs: Any) -> Any:
+        recordings = super().save(*objs, **kwargs)
+        if recordings:
+            last_position.set(max(r.notification.id for r in recordings))
+        return recordings
 
     def construct_env(self, name: str, env: Any = None) -> Environment:
         """Configuration comes only from the composition root, never from os.environ."""
@@ -56,8 +79,29 @@ class CommHub(Application):
             workspace_id=workspace_id, name=name.strip(), slug=identifiers.slug(slug),
             time_zone=identifiers.time_zone(time_zone), now=now,
         )
-        self.save(workspace)
+        try:
+            self.save(workspace, WorkspaceSlug.reserve(slug, workspace_id, now))
+        except IntegrityError:
+            raise WorkspaceSlugTakenError("another workspace already uses this slug") from None
         return workspace.id
+
+    def workspace_for_slug(self, slug: str) -> UUID:
+        reservation = self._get(WorkspaceSlug.id_for(slug), WorkspaceSlug)
+        if reservation is None:
+            raise WorkspaceNotFoundError("workspace not found")
+        return reservation.workspace_id
+
+    def save_canned_response(self, workspace_id: UUID, response_id: UUID, title: str, body: str, now: datetime) -> None:
+        workspace = self.get_workspace(workspace_id)
+        workspace.save_canned_response(response_id, title.strip(), check_body(body), now)
+        self.save(workspace)
+
+    def delete_canned_response(self, workspace_id: UUID, response_id: UUID, now: datetime) -> None:
+        workspace = self.get_workspace(workspace_id)
+        if str(response_id) not in workspace.canned_responses:
+            raise CannedResponseNotFoundError("canned response not found")
+        workspace.delete_canned_response(response_id, now)
+        self.save(workspace)
 
     def get_workspace(self, workspace_id: UUID) -> Workspace:
         workspace = self._get(workspace_id, Workspace)
@@ -178,6 +222,160 @@ class CommHub(Application):
     def may_send(self, workspace_id: UUID, contact_id: UUID, channel: str, purpose: str, now: datetime) -> SendDecision:
         contact = self.get_contact(workspace_id, contact_id)
         return may_send(contact.consent_subject(), Channel(channel), Purpose(purpose), now)
+
+    # Conversations -------------------------------------------------------------------------
+
+    def get_conversation(self, workspace_id: UUID, conversation_id: UUID) -> Conversation:
+        conversation = self._get(conversation_id, Conversation)
+        if conversation is None or conversation.workspace_id != workspace_id:
+            raise ConversationNotFoundError("conversation not found")
+        return conversation
+
+    def start_conversation(self, workspace_id: UUID, contact_id: UUID, channel: str, now: datetime) -> UUID:
+        """The contact's conversation on ``channel``, started if it does not exist yet."""
+        contact = self.get_contact(workspace_id, contact_id)
+        identifiers.channel(channel)
+        conversation = self._conversation_for(workspace_id, contact.id, channel, "default", now)
+        if conversation.pending_events:
+            try:
+                self.save(conversation)
+            except IntegrityError:
+                pass  # started concurrently
+        return conversation.id
+
+    def find_or_create_contact(
+        self, workspace_id: UUID, *, kind: str, value: str, name: str | None, now: datetime,
+    ) -> UUID:
+        """The contact owning this phone number or email, created on first contact."""
+        assert self.handles is not None, "inbound routing needs the contact handle index"
+        checked = identifiers.e164(value) if kind == "phone" else identifiers.email(value)
+        found = self.handles.find(workspace_id, kind, checked)
+        if found is None:
+            found = self.handles.claim(workspace_id, kind, checked, uuid4())
+        if self._get(found, Contact) is None:  # claimed here, or claimed by a process that died before creating
+            try:
+                self.create_contact(
+                    workspace_id=workspace_id, contact_id=found, name=(name or "").strip() or checked,
+                    **{kind: checked}, now=now,
+                )
+            except IntegrityError:
+                pass  # created concurrently under the same claimed id
+        return found
+
+    def receive_message(
+        self, *, workspace_id: UUID, contact_id: UUID, channel: str, body: str, now: datetime,
+        message_id: UUID | None = None, provider_message_id: str | None = None,
+        attachments: list[dict[str, Any]] | None = None, thread: str = "default",
+    ) -> tuple[UUID, UUID, bool]:
+        """Store an inbound message; returns (conversation id, message id, whether it was new).
+
+        A repeated ``provider_message_id`` stores nothing and returns the first message's ids.
+        """
+        self.get_contact(workspace_id, contact_id)
+        identifiers.channel(channel)
+        message_id = message_id or uuid4()
+        for attempt in range(RETRIES):
+            if provider_message_id:
+                receipt = self._get(InboundReceipt.id_for(workspace_id, channel, provider_message_id), InboundReceipt)
+                if receipt is not None:
+                    return receipt.conversation_id, receipt.message_id, False
+            conversation = self._conversation_for(workspace_id, contact_id, channel, thread, now)
+            conversation.receive(message_id, body, list(attachments or []), provider_message_id, now)
+            pending: list[Any] = [conversation]
+            if provider_message_id:
+                pending.append(InboundReceipt.record(
+                    workspace_id=workspace_id, channel=channel, provider_message_id=provider_message_id,
+                    message_id=message_id, conversation_id=conversation.id, now=now,
+                ))
+            try:
+                self.save(*pending)
+                return conversation.id, message_id, True
+            except IntegrityError:
+                if attempt == RETRIES - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    def reply(
+        self, workspace_id: UUID, conversation_id: UUID, *, body: str, author_id: UUID | None, now: datetime,
+        message_id: UUID | None = None, purpose: str = "transactional",
+    ) -> tuple[UUID, SendDecision]:
+        """Queue an outbound message, or record why it may not be sent."""
+        message_id = message_id or uuid4()
+        check_body(body)
+        for attempt in range(RETRIES):
+            conversation = self.get_conversation(workspace_id, conversation_id)
+            contact = self.get_contact(workspace_id, conversation.contact_id)
+            decision = may_send(contact.consent_subject(), Channel(conversation.channel), identifiers.purpose(purpose), now)
+            if decision.allowed:
+                conversation.send(message_id, body, author_id, purpose, now)
+            else:
+                conversation.refuse(message_id, body if not contact.erased else "", author_id, purpose,
+                                    str(decision.reason), now)
+            try:
+                self.save(conversation)
+                return message_id, decision
+            except IntegrityError:
+                if attempt == RETRIES - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    def record_delivery(
+        self, workspace_id: UUID, conversation_id: UUID, message_id: UUID, status: str, error_code: str | None,
+        now: datetime,
+    ) -> bool:
+        return self._conversation_change(
+            workspace_id, conversation_id, lambda c: c.update_delivery(message_id, status, error_code, now)
+        )
+
+    def assign_conversation(self, workspace_id: UUID, conversation_id: UUID, assignee_id: UUID | None,
+                            actor_id: UUID | None, now: datetime) -> None:
+        if assignee_id is not None:
+            self.get_staff(workspace_id, assignee_id)
+        self._conversation_change(workspace_id, conversation_id, lambda c: c.assign(assignee_id, actor_id, now))
+
+    def close_conversation(self, workspace_id: UUID, conversation_id: UUID, actor_id: UUID | None, now: datetime) -> None:
+        self._conversation_change(workspace_id, conversation_id, lambda c: c.close(actor_id, now))
+
+    def reopen_conversation(self, workspace_id: UUID, conversation_id: UUID, actor_id: UUID | None, now: datetime) -> None:
+        self._conversation_change(workspace_id, conversation_id, lambda c: c.reopen(actor_id, now))
+
+    def label_conversation(self, workspace_id: UUID, conversation_id: UUID, label: str, actor_id: UUID | None,
+                           now: datetime) -> None:
+        self._conversation_change(workspace_id, conversation_id, lambda c: c.label(label, actor_id, now))
+
+    def unlabel_conversation(self, workspace_id: UUID, conversation_id: UUID, label: str, actor_id: UUID | None,
+                             now: datetime) -> None:
+        self._conversation_change(workspace_id, conversation_id, lambda c: c.unlabel(label, actor_id, now))
+
+    def snooze_conversation(self, workspace_id: UUID, conversation_id: UUID, until: datetime, actor_id: UUID | None,
+                            now: datetime) -> None:
+        self._conversation_change(workspace_id, conversation_id, lambda c: c.snooze(until, actor_id, now))
+
+    def add_conversation_note(self, workspace_id: UUID, conversation_id: UUID, *, note_id: UUID, text: str,
+                              author_id: UUID | None, now: datetime) -> None:
+        self._conversation_change(workspace_id, conversation_id, lambda c: c.add_note(note_id, text, author_id, now))
+
+    def mark_conversation_read(self, workspace_id: UUID, conversation_id: UUID, reader_id: UUID | None,
+                               now: datetime) -> None:
+        self._conversation_change(workspace_id, conversation_id, lambda c: c.mark_read(reader_id, now))
+
+    def _conversation_for(self, workspace_id: UUID, contact_id: UUID, channel: str, thread: str, now: datetime) -> Conversation:
+        existing = self._get(conversation_id_for(contact_id, channel, thread), Conversation)
+        if existing is not None:
+            return existing
+        return Conversation.start(workspace_id=workspace_id, contact_id=contact_id, channel=channel, thread=thread, now=now)
+
+    def _conversation_change(self, workspace_id: UUID, conversation_id: UUID, command: Callable[[Conversation], Any]) -> Any:
+        for attempt in range(RETRIES):
+            conversation = self.get_conversation(workspace_id, conversation_id)
+            result = command(conversation)
+            try:
+                self.save(conversation)
+                return result
+            except IntegrityError:
+                if attempt == RETRIES - 1:
+                    raise
+        raise AssertionError("unreachable")
 
     # Erasure -------------------------------------------------------------------------------
 

@@ -89,3 +89,31 @@ class KeyMissingError(DomainError):
     """A subject's data key is missing although the subject was never erased."""
 
     status = 500
+
+
+class ConversationNotFoundError(NotFoundError):
+    """No such conversation in this workspace."""
+
+
+class ConversationClosedError(DomainError):
+    """The conversation is closed."""
+
+    status = 409
+
+
+class MessageBodyInvalidError(DomainError):
+    """A message must have a body of 1 to 20,000 characters."""
+
+
+class LabelInvalidError(DomainError):
+    """A label must be 1-40 characters."""
+
+
+class WorkspaceSlugTakenError(DomainError):
+    """Another workspace already uses this slug."""
+
+    status = 409
+
+
+class CannedResponseNotFoundError(NotFoundError):
+    """No such canned response in this workspace."""

@@ -15,3 +15,13 @@ class KeyShredder(Protocol):
         ...
 
     def is_erased(self, subject_id: UUID) -> bool: ...
+
+
+class ContactHandles(Protocol):
+    """A blind index from a contact's phone number or email to their contact id."""
+
+    def find(self, workspace_id: UUID, kind: str, value: str) -> UUID | None: ...
+
+    def claim(self, workspace_id: UUID, kind: str, value: str, contact_id: UUID) -> UUID:
+        """Point the handle at ``contact_id`` unless it already points somewhere; return its owner."""
+        ...

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import ClassVar
-from uuid import UUID
+from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate
 
 from domain.personal import SUBJECT
+
+SLUG_NAMESPACE = uuid5(NAMESPACE_URL, "https://commhub.invalid/workspace-slug")
 
 
 class Workspace(Aggregate):
@@ -25,10 +27,32 @@ class Workspace(Aggregate):
         def apply(self, workspace: Workspace) -> None:
             workspace.name = self.name
 
+    class CannedResponseSaved(Aggregate.Event):
+        response_id: UUID
+        title: str
+        body: str
+
+        def apply(self, workspace: Workspace) -> None:
+            workspace.canned_responses[str(self.response_id)] = {"title": self.title, "body": self.body}
+
+    class CannedResponseDeleted(Aggregate.Event):
+        response_id: UUID
+
+        def apply(self, workspace: Workspace) -> None:
+            workspace.canned_responses.pop(str(self.response_id), None)
+
     def __init__(self, name: str, slug: str, time_zone: str) -> None:
         self.name = name
         self.slug = slug
         self.time_zone = time_zone
+        self.canned_responses: dict[str, dict[str, str]] = {}
+
+    def save_canned_response(self, response_id: UUID, title: str, body: str, now: datetime) -> None:
+        self.trigger_event(self.CannedResponseSaved, response_id=response_id, title=title, body=body, timestamp=now)
+
+    def delete_canned_response(self, response_id: UUID, now: datetime) -> None:
+        if str(response_id) in self.canned_responses:
+            self.trigger_event(self.CannedResponseDeleted, response_id=response_id, timestamp=now)
 
     @property
     def workspace_id(self) -> UUID:
@@ -40,6 +64,24 @@ class Workspace(Aggregate):
 
     def rename(self, name: str, now: datetime) -> None:
         self.trigger_event(self.Renamed, name=name, timestamp=now)
+
+
+class WorkspaceSlug(Aggregate):
+    """Reserves a slug: its id derives from the slug, so a second workspace with it cannot be saved."""
+
+    class Reserved(Aggregate.Created):
+        workspace_id: UUID
+
+    def __init__(self, workspace_id: UUID) -> None:
+        self.workspace_id = workspace_id
+
+    @staticmethod
+    def id_for(slug: str) -> UUID:
+        return uuid5(SLUG_NAMESPACE, slug)
+
+    @classmethod
+    def reserve(cls, slug: str, workspace_id: UUID, now: datetime) -> WorkspaceSlug:
+        return cls._create(cls.Reserved, id=cls.id_for(slug), workspace_id=workspace_id, timestamp=now)
 
 
 class StaffMember(Aggregate):

@@ -28,6 +28,7 @@ class Server:
     process: subprocess.Popen
     log_path: Path
     data_dir: Path
+    env: dict[str, str]
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -42,7 +43,7 @@ def start_server(data_dir: Path, env: dict[str, str], *args: str, timeout: float
             [sys.executable, "-m", "api.cli", "serve", *args], cwd=ROOT, env=environment,
             stdout=log, stderr=subprocess.STDOUT,
         )
-    server = Server(f"http://127.0.0.1:{port}", process, log_path, data_dir)
+    server = Server(f"http://127.0.0.1:{port}", process, log_path, data_dir, env)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -67,8 +68,9 @@ def stop_server(server: Server) -> None:
 
 
 @pytest.fixture
-def demo_server(tmp_path, database, session_kek):
-    """``commhub serve --demo`` against the test database, in a schema of the test run."""
+def demo_server(tmp_path, fresh_database, session_kek):
+    """``commhub serve --demo`` against the test database, in a schema of its own."""
+    database = fresh_database
     env = {"DATABASE_URL": database.url, "COMMHUB_DB_SCHEMA": database.schema, "COMMHUB_KEK": session_kek}
     server = start_server(tmp_path, env, "--demo")
     yield server

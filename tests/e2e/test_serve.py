@@ -23,10 +23,11 @@ def test_unknown_routes_answer_with_problem_json(demo_server):
     assert response.json()["status"] == 404
 
 
-def test_restarting_on_the_same_data_directory_keeps_the_demo_login(demo_server, database, session_kek):
+def test_restarting_on_the_same_data_directory_keeps_the_demo_login(demo_server, session_kek):
     first = json.loads((demo_server.data_dir / "demo-login.json").read_text())
     stop_server(demo_server)
-    env = {"DATABASE_URL": database.url, "COMMHUB_DB_SCHEMA": database.schema, "COMMHUB_KEK": session_kek}
+    env = {"DATABASE_URL": demo_server.env["DATABASE_URL"], "COMMHUB_DB_SCHEMA": demo_server.env["COMMHUB_DB_SCHEMA"],
+           "COMMHUB_KEK": session_kek}
     again = start_server(demo_server.data_dir, env, "--demo")
     try:
         assert json.loads((demo_server.data_dir / "demo-login.json").read_text()) == first

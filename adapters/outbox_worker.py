@@ -1,0 +1,104 @@
+"""Delivers queued outbound messages: claims due outbox rows with SKIP LOCKED (so several workers
+never take the same row), sends through the channel, and records the outcome as an event."""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable, Mapping
+
+import psycopg
+
+from adapters.channels import ChannelSender, DeliveryResult, OutboundMessage
+from adapters.postgres import Database
+from domain.application import CommHub
+
+log = logging.getLogger(__name__)
+
+LEASE = timedelta(seconds=60)
+
+
+class OutboxWorker:
+    def __init__(
+        self, app: CommHub, database: Database, channels: Mapping[str, ChannelSender], *,
+        max_attempts: int = 8, base_delay: float = 2.0, clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.app = app
+        self.database = database
+        self.channels = channels
+        self.max_attempts = max_attempts
+        self.base_delay = base_delay
+        self.clock = clock or (lambda: datetime.now(timezone.utc))
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> OutboxWorker:
+        self._thread = threading.Thread(target=self._run, name="commhub-outbox", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def wake(self, *_: Any) -> None:
+        self._wake.set()
+
+    def run_once(self, limit: int = 50) -> int:
+        """Deliver what is due now; returns how many rows were attempted."""
+        now = self.clock()
+        with self.database.connect() as conn:
+            rows = conn.execute(
+                "UPDATE commhub_outbox SET attempts = attempts + 1, next_attempt_at = %s"
+                " WHERE message_id IN (SELECT message_id FROM commhub_outbox WHERE status = 'pending'"
+                " AND next_attempt_at <= %s ORDER BY next_attempt_at LIMIT %s FOR UPDATE SKIP LOCKED)"
+                " RETURNING message_id, workspace_id, conversation_id, contact_id, channel, body, attempts",
+                (now + LEASE, now, limit),
+            ).fetchall()
+        for row in rows:
+            self._deliver(OutboundMessage(*row))
+        return len(rows)
+
+    def _deliver(self, message: OutboundMessage) -> None:
+        channel = self.channels.get(message.channel)
+        try:
+            result = channel.send(message) if channel else DeliveryResult("failed", error_code="no_channel")
+        except Exception as error:  # a provider error must not stop the worker; the type says enough
+            log.warning("delivery attempt failed", extra={"message_id": str(message.message_id),
+                                                          "error": type(error).__name__})
+            result = DeliveryResult("failed", error_code=type(error).__name__, retry=True)
+        now = self.clock()
+        if result.retry and message.attempt < self.max_attempts:
+            delay = self.base_delay * 2 ** (message.attempt - 1) * random.uniform(0.5, 1.5)
+            self._finish(message, "pending", result.error_code, now + timedelta(seconds=delay))
+            return
+        self.app.record_delivery(message.workspace_id, message.conversation_id, message.message_id, result.status,
+                                 result.error_code, now)
+        self._finish(message, "failed" if result.status == "failed" else "sent", result.error_code, now, done=True)
+
+    def _finish(self, message: OutboundMessage, status: str, error: str | None, when: datetime, done: bool = False) -> None:
+        with self.database.connect() as conn:
+            conn.execute(
+                "UPDATE commhub_outbox SET status = %s, last_error = %s, next_attempt_at = %s,"
+                " finished_at = CASE WHEN %s THEN %s ELSE NULL END, body = CASE WHEN %s THEN NULL ELSE body END"
+                " WHERE message_id = %s AND status = 'pending'",
+                (status, error, when, done, when, done, message.message_id),
+            )
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                if self.run_once() == 0:
+                    self._wake.wait(1.0)
+                    self._wake.clear()
+            except (psycopg.Error, OSError) as error:
+                log.warning("outbox worker error (%s); retrying", type(error).__name__)
+                self._stopping.wait(1.0)
+            except Exception as error:
+                log.error("outbox worker failed (%s); retrying", type(error).__name__)
+                self._stopping.wait(1.0)

@@ -1,0 +1,146 @@
+"""Live updates: each API process tails the event log (LISTEN/NOTIFY) and pushes each workspace's
+updates to its own agent websockets; a reconnecting client resumes from its last seen position."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import threading
+from typing import Any
+from uuid import UUID
+
+import psycopg
+
+from adapters.postgres import Database
+from domain.application import CommHub
+from domain.contact import Contact
+from domain.conversation import Conversation
+from api.present import plain
+
+log = logging.getLogger(__name__)
+
+BACKFILL_LIMIT = 10_000
+MESSAGE_EVENTS = (Conversation.MessageReceived, Conversation.MessageSent, Conversation.MessageRefused)
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def to_update(event: Any, position: int) -> dict[str, Any] | None:
+    """What an agent's browser needs to know about an event, or None if nothing."""
+    if isinstance(event, Conversation.Event) or isinstance(event, Conversation.Started):
+        update = {
+            "type": "conversation." + _snake(type(event).__name__), "position": position,
+            "conversation_id": str(event.originator_id), "contact_id": str(event.contact_id),
+            "at": event.timestamp.isoformat(),
+        }
+        for field in ("message_id", "body", "author_id", "status", "error_code", "reason", "assignee_id", "label",
+                      "note_id", "text", "channel", "until", "attachments"):
+            if field in event.__dict__:
+                update[field] = plain(event.__dict__[field])
+        if isinstance(event, MESSAGE_EVENTS):
+            update["direction"] = "in" if isinstance(event, Conversation.MessageReceived) else "out"
+        return update
+    if isinstance(event, (Contact.Event, Contact.Created)):
+        return {"type": "contact." + _snake(type(event).__name__), "position": position,
+                "contact_id": str(event.originator_id), "at": event.timestamp.isoformat()}
+    return None
+
+
+class LiveFeed:
+    def __init__(self, app: CommHub, database: Database) -> None:
+        self.app = app
+        self.database = database
+        self.position = 0
+        self._subscribers: dict[UUID, set[asyncio.Queue[dict[str, Any]]]] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.connected = threading.Event()
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> LiveFeed:
+        self._loop = loop
+        self.position = self.app.recorder.max_notification_id() or 0
+        self._thread = threading.Thread(target=self._run, name="commhub-live-feed", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def subscribe(self, workspace_id: UUID) -> asyncio.Queue[dict[str, Any]]:
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._subscribers.setdefault(workspace_id, set()).add(queue)
+        return queue
+
+    def unsubscribe(self, workspace_id: UUID, queue: asyncio.Queue[dict[str, Any]]) -> None:
+        queues = self._subscribers.get(workspace_id)
+        if queues is not None:
+            queues.discard(queue)
+            if not queues:
+                self._subscribers.pop(workspace_id, None)
+
+    @property
+    def connections(self) -> int:
+        return sum(len(q) for q in self._subscribers.values())
+
+    def backfill(self, workspace_id: UUID, after: int, upto: int | None = None) -> list[dict[str, Any]] | None:
+        """Updates for one workspace after ``after``; None when too much was missed (reload instead)."""
+        head = upto if upto is not None else (self.app.recorder.max_notification_id() or 0)
+        if head - after > BACKFILL_LIMIT:
+            return None
+        updates: list[dict[str, Any]] = []
+        start = after + 1
+        while start <= head:
+            page = self.app.recorder.select_notifications(start=start, limit=500, stop=head)
+            if not page:
+                break
+            for notification in page:
+                event = self.app.mapper.to_domain_event(notification)
+                if getattr(event, "workspace_id", None) == workspace_id:
+                    update = to_update(event, notification.id)
+                    if update is not None:
+                        updates.append(update)
+            start = page[-1].id + 1
+        return updates
+
+    def _dispatch(self, workspace_id: UUID, update: dict[str, Any]) -> None:
+        for queue in list(self._subscribers.get(workspace_id, ())):
+            queue.put_nowait(update)
+
+    def _publish(self, notifications: list[Any]) -> None:
+        assert self._loop is not None
+        for notification in notifications:
+            event = self.app.mapper.to_domain_event(notification)
+            workspace_id = getattr(event, "workspace_id", None)
+            if workspace_id is not None and workspace_id in self._subscribers:
+                update = to_update(event, notification.id)
+                if update is not None:
+                    self._loop.call_soon_threadsafe(self._dispatch, workspace_id, update)
+            self.position = notification.id
+
+    def _run(self) -> None:
+        backoff = 0.2
+        while not self._stopping.is_set():
+            try:
+                with self.database.connect(autocommit=True) as listener:
+                    listener.execute(psycopg.sql.SQL("LISTEN {}").format(
+                        psycopg.sql.Identifier(self.app.recorder.channel_name)))
+                    self.connected.set()
+                    backoff = 0.2
+                    while not self._stopping.is_set():
+                        page = self.app.recorder.select_notifications(start=self.position + 1, limit=500)
+                        if page:
+                            self._publish(page)
+                            continue
+                        for _ in listener.notifies(timeout=0.5, stop_after=1):
+                            pass
+            except Exception as error:  # reconnect after a database restart; what was missed is read on return
+                log.warning("live feed lost the database (%s); reconnecting in %.1fs", type(error).__name__, backoff)
+            self.connected.clear()
+            self._stopping.wait(backoff)
+            backoff = min(backoff * 2, 5.0)

@@ -1,0 +1,92 @@
+"""The agent websocket: live updates for the agent's workspace, resumable from a position.
+
+Protocol: the client connects to ``/ws/agent`` and sends ``{"token": "...", "after": N}`` first
+(``after`` is the last position it saw; omit it to start from now). The server answers with
+every update after N, then ``{"type": "ready", "position": P}``, then live updates as they happen.
+Close codes: 4401 not authenticated, 4403 role may not use the inbox, 4409 too far behind (reload).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import datetime, timezone
+from typing import Any
+
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from starlette.concurrency import run_in_threadpool
+
+from api.deps import PERMISSIONS
+
+router = APIRouter()
+
+
+@router.websocket("/ws/agent")
+async def agent_socket(socket: WebSocket) -> None:
+    await socket.accept()
+    hub = socket.app.state.hub
+    feed = socket.app.state.live
+    try:
+        hello = json.loads(await asyncio.wait_for(socket.receive_text(), timeout=10))
+        token = str(hello["token"])
+        after = hello.get("after")
+        after = int(after) if after is not None else None
+    except (asyncio.TimeoutError, ValueError, KeyError, TypeError):
+        await socket.close(4401, "send {\"token\": ..., \"after\": N} first")
+        return
+    except WebSocketDisconnect:
+        return
+    principal = await run_in_threadpool(hub.tokens.resolve, token, datetime.now(timezone.utc))
+    if principal is None:
+        await socket.close(4401, "token is invalid, expired or revoked")
+        return
+    if "inbox" not in PERMISSIONS.get(principal.role, frozenset()):
+        await socket.close(4403, "role may not use the inbox")
+        return
+    queue = feed.subscribe(principal.workspace_id)
+    try:
+        head = await run_in_threadpool(lambda: hub.app.recorder.max_notification_id() or 0)
+        last = head if after is None else after
+        if after is not None:
+            missed = await run_in_threadpool(feed.backfill, principal.workspace_id, after, head)
+            if missed is None:
+                await socket.close(4409, "too far behind; reload and reconnect without 'after'")
+                return
+            for update in missed:
+                await socket.send_json(update)
+            last = max(after, head)
+        await socket.send_json({"type": "ready", "position": last})
+        await _pump(socket, queue, last)
+    except WebSocketDisconnect:
+        pass
+    finally:
+        feed.unsubscribe(principal.workspace_id, queue)
+
+
+async def _pump(socket: WebSocket, queue: asyncio.Queue[dict[str, Any]], last: int) -> None:
+    """Forward live updates (skipping what the backfill already sent) until the client leaves."""
+    receiver = asyncio.create_task(_drain(socket))
+    try:
+        while not receiver.done():
+            getter = asyncio.create_task(queue.get())
+            done, _ = await asyncio.wait({getter, receiver}, return_when=asyncio.FIRST_COMPLETED)
+            if getter not in done:
+                getter.cancel()
+                break
+            update = getter.result()
+            if update["position"] > last:
+                await socket.send_json(update)
+                last = update["position"]
+    finally:
+        receiver.cancel()
+
+
+async def _drain(socket: WebSocket) -> None:
+    """Read (and ignore) client frames; returns when the client disconnects."""
+    try:
+        while True:
+            message = await socket.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+    except (WebSocketDisconnect, RuntimeError):
+        return

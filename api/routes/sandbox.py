@@ -1,0 +1,34 @@
+"""The sandbox channel: simulate a customer writing in, without any provider."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from adapters.identifiers import normalise_email, normalise_phone
+from api.deps import HubDep, Inbox, now, settle
+from api.schemas import SandboxInbound
+
+router = APIRouter(prefix="/api/v1/sandbox", tags=["sandbox"])
+
+
+@router.post("/inbound", status_code=201)
+def simulate_inbound(body: SandboxInbound, principal: Inbox, hub: HubDep) -> dict[str, Any]:
+    """Store a message as if ``from`` (a phone number or email) had sent it on ``channel``.
+
+    Repeating a ``provider_message_id`` stores nothing new, as with a retried provider webhook.
+    """
+    at = now()
+    if "@" in body.sender:
+        kind, value = "email", normalise_email(body.sender)
+    else:
+        kind, value = "phone", normalise_phone(body.sender, body.default_region)
+    contact_id = hub.app.find_or_create_contact(principal.workspace_id, kind=kind, value=value, name=body.name, now=at)
+    conversation_id, message_id, new = hub.app.receive_message(
+        workspace_id=principal.workspace_id, contact_id=contact_id, channel=body.channel, body=body.body, now=at,
+        provider_message_id=body.provider_message_id,
+    )
+    settle(hub)
+    return {"contact_id": str(contact_id), "conversation_id": str(conversation_id), "message_id": str(message_id),
+            "duplicate": not new}

@@ -1,0 +1,119 @@
+"""Request bodies. Every field has bounds, so hostile input is refused with 422 before any work."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Text = Field(min_length=1, max_length=20_000)
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LoginRequest(Body):
+    workspace: str = Field(min_length=1, max_length=60)
+    email: str = Field(min_length=3, max_length=254)
+    password: str = Field(min_length=1, max_length=256)
+
+
+class ContactCreate(Body):
+    name: str = Field(min_length=1, max_length=200)
+    phone: str | None = Field(default=None, max_length=40)
+    email: str | None = Field(default=None, max_length=254)
+    time_zone: str | None = Field(default=None, max_length=64)
+    custom_fields: dict[str, str] = Field(default_factory=dict, max_length=50)
+    default_region: str | None = Field(default=None, min_length=2, max_length=2, description="e.g. GB, for national numbers")
+
+
+class ContactUpdate(Body):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    phone: str | None = Field(default=None, max_length=40)
+    email: str | None = Field(default=None, max_length=254)
+    time_zone: str | None = Field(default=None, max_length=64)
+    custom_fields: dict[str, str | None] | None = Field(default=None, max_length=50)
+    default_region: str | None = Field(default=None, min_length=2, max_length=2)
+
+
+class MergeRequest(Body):
+    duplicate_id: UUID
+
+
+class NoteRequest(Body):
+    text: str = Text
+
+
+class TagsRequest(Body):
+    add: list[str] = Field(default_factory=list, max_length=20)
+    remove: list[str] = Field(default_factory=list, max_length=20)
+
+
+class ConsentRequest(Body):
+    channel: Literal["sms", "email", "voice", "webchat", "social"]
+    purpose: Literal["transactional", "marketing"]
+    granted: bool
+    source: str = Field(min_length=1, max_length=200)
+    wording: str = Field(min_length=1, max_length=2_000)
+    expires_at: datetime | None = None
+
+
+class RestrictionRequest(Body):
+    restricted: bool
+    reason: str | None = Field(default=None, max_length=2_000)
+
+
+class ObjectionRequest(Body):
+    objected: bool
+
+
+class StartConversation(Body):
+    channel: Literal["sms", "email", "voice", "webchat", "social"]
+
+
+class ReplyRequest(Body):
+    body: str = Text
+    purpose: Literal["transactional", "marketing"] = "transactional"
+
+
+class AssignRequest(Body):
+    assignee_id: UUID | None
+
+
+class LabelsRequest(Body):
+    add: list[str] = Field(default_factory=list, max_length=20)
+    remove: list[str] = Field(default_factory=list, max_length=20)
+
+
+class SnoozeRequest(Body):
+    until: datetime
+
+
+class CannedResponseRequest(Body):
+    title: str = Field(min_length=1, max_length=100)
+    body: str = Text
+
+
+class StaffCreate(Body):
+    name: str = Field(min_length=1, max_length=200)
+    email: str = Field(min_length=3, max_length=254)
+    role: Literal["owner", "admin", "agent", "compliance"]
+    password: str = Field(min_length=10, max_length=256)
+
+
+class StaffUpdate(Body):
+    role: Literal["owner", "admin", "agent", "compliance"]
+
+
+class SandboxInbound(Body):
+    channel: Literal["sms", "email", "webchat", "social"] = "sms"
+    sender: str = Field(min_length=3, max_length=254, alias="from")
+    name: str | None = Field(default=None, max_length=200)
+    body: str = Text
+    provider_message_id: str | None = Field(default=None, max_length=100)
+    default_region: str | None = Field(default=None, min_length=2, max_length=2)
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)

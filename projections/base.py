@@ -1,0 +1,37 @@
+"""A base for projections: dispatch by event class, ignore the rest, and blank personal values."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, ClassVar
+
+import psycopg
+
+from domain.personal import ERASED
+
+Handler = Callable[[Any, psycopg.Connection[Any], Any, int], None]
+
+
+def clear(value: Any) -> Any:
+    """A value as it may be stored in a row: erased personal data becomes NULL."""
+    return None if value is ERASED else value
+
+
+class View:
+    """Subclasses set ``name``, ``tables`` (DDL) and ``handlers``: event class → method."""
+
+    name: ClassVar[str]
+    ddl: ClassVar[str]
+    tables: ClassVar[tuple[str, ...]]
+    handlers: ClassVar[dict[type, str]] = {}
+
+    def setup(self, conn: psycopg.Connection[Any]) -> None:
+        conn.execute(self.ddl)
+
+    def reset(self, conn: psycopg.Connection[Any]) -> None:
+        for table in self.tables:
+            conn.execute(psycopg.sql.SQL("DELETE FROM {}").format(psycopg.sql.Identifier(table)))
+
+    def process(self, conn: psycopg.Connection[Any], event: Any, position: int) -> None:
+        method = self.handlers.get(type(event))
+        if method is not None:
+            getattr(self, method)(conn, event, position)

@@ -1,0 +1,162 @@
+"""Read queries over the projections, as the API and CLI need them. Every query is scoped to a workspace."""
+
+from __future__ import annotations
+
+import base64
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from psycopg.rows import dict_row
+
+INBOX_COLUMNS = (
+    "i.conversation_id, i.contact_id, i.channel, i.status, i.assignee_id, i.labels, i.unread, i.snoozed_until,"
+    " i.last_activity, i.last_direction, i.preview, i.message_count, c.name AS contact_name, c.status AS contact_status"
+)
+FILTERS = ("all", "open", "closed", "mine", "unassigned")
+
+
+class CursorInvalidError(ValueError):
+    """The pagination cursor is not one this API returned."""
+
+
+def encode_cursor(at: datetime, row_id: UUID) -> str:
+    return base64.urlsafe_b64encode(f"{at.isoformat()}|{row_id}".encode()).decode()
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, UUID]:
+    try:
+        at, row_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
+        return datetime.fromisoformat(at), UUID(row_id)
+    except (ValueError, UnicodeDecodeError):
+        raise CursorInvalidError("cursor is not valid") from None
+
+
+def list_inbox(
+    conn: Any, workspace_id: UUID, *, view: str = "open", staff_id: UUID | None = None, label: str | None = None,
+    channel: str | None = None, cursor: str | None = None, limit: int = 50,
+) -> tuple[list[dict[str, Any]], str | None]:
+    where = ["i.workspace_id = %s"]
+    params: list[Any] = [workspace_id]
+    if view in ("open", "closed"):
+        where.append("i.status = %s")
+        params.append(view)
+    elif view == "mine":
+        where += ["i.assignee_id = %s", "i.status = 'open'"]
+        params.append(staff_id)
+    elif view == "unassigned":
+        where += ["i.assignee_id IS NULL", "i.status = 'open'"]
+    if label:
+        where.append("%s = ANY(i.labels)")
+        params.append(label)
+    if channel:
+        where.append("i.channel = %s")
+        params.append(channel)
+    if cursor:
+        at, row_id = decode_cursor(cursor)
+        where.append("(i.last_activity, i.conversation_id) < (%s, %s)")
+        params += [at, row_id]
+    rows = conn.cursor(row_factory=dict_row).execute(
+        f"SELECT {INBOX_COLUMNS} FROM commhub_inbox i LEFT JOIN commhub_contacts c ON c.contact_id = i.contact_id"
+        f" WHERE {' AND '.join(where)} ORDER BY i.last_activity DESC, i.conversation_id DESC LIMIT %s",
+        (*params, limit + 1),
+    ).fetchall()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = encode_cursor(rows[-1]["last_activity"], rows[-1]["conversation_id"]) if more else None
+    return rows, next_cursor
+
+
+def get_conversation(conn: Any, workspace_id: UUID, conversation_id: UUID) -> dict[str, Any] | None:
+    return conn.cursor(row_factory=dict_row).execute(
+        f"SELECT {INBOX_COLUMNS} FROM commhub_inbox i LEFT JOIN commhub_contacts c ON c.contact_id = i.contact_id"
+        " WHERE i.workspace_id = %s AND i.conversation_id = %s",
+        (workspace_id, conversation_id),
+    ).fetchone()
+
+
+def list_messages(conn: Any, workspace_id: UUID, conversation_id: UUID, *, after: int = 0, limit: int = 200) -> list[dict[str, Any]]:
+    return conn.cursor(row_factory=dict_row).execute(
+        "SELECT message_id, kind, body, attachments, author_id, status, error_code, reason, at, position"
+        " FROM commhub_messages WHERE workspace_id = %s AND conversation_id = %s AND position > %s"
+        " ORDER BY position LIMIT %s",
+        (workspace_id, conversation_id, after, limit),
+    ).fetchall()
+
+
+def search_contacts(
+    conn: Any, workspace_id: UUID, query: str | None, *, cursor: str | None = None, limit: int = 50,
+) -> tuple[list[dict[str, Any]], str | None]:
+    where = ["workspace_id = %s", "status <> 'merged'"]
+    params: list[Any] = [workspace_id]
+    if query:
+        pattern = "%" + query.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        digits = "".join(ch for ch in query if ch.isdigit())
+        clauses = ["lower(name) LIKE %s", "lower(email) LIKE %s"]
+        params += [pattern, pattern]
+        if len(digits) >= 3:
+            clauses.append("phone LIKE %s")
+            params.append(f"%{digits}%")
+        where.append("(" + " OR ".join(clauses) + ")")
+    if cursor:
+        at, row_id = decode_cursor(cursor)
+        where.append("(created_at, contact_id) < (%s, %s)")
+        params += [at, row_id]
+    rows = conn.cursor(row_factory=dict_row).execute(
+        "SELECT contact_id, name, phone, email, time_zone, tags, status, restricted, objected_to_marketing, created_at"
+        f" FROM commhub_contacts WHERE {' AND '.join(where)} ORDER BY created_at DESC, contact_id DESC LIMIT %s",
+        (*params, limit + 1),
+    ).fetchall()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, encode_cursor(rows[-1]["created_at"], rows[-1]["contact_id"]) if more else None
+
+
+def timeline(conn: Any, workspace_id: UUID, contact_id: UUID, *, after: int = 0, limit: int = 200) -> list[dict[str, Any]]:
+    return conn.cursor(row_factory=dict_row).execute(
+        "SELECT position, kind, at, actor_id, conversation_id, detail FROM commhub_timeline"
+        " WHERE workspace_id = %s AND contact_id = %s AND position > %s ORDER BY position LIMIT %s",
+        (workspace_id, contact_id, after, limit),
+    ).fetchall()
+
+
+def consents(conn: Any, workspace_id: UUID, contact_id: UUID) -> list[dict[str, Any]]:
+    return conn.cursor(row_factory=dict_row).execute(
+        "SELECT channel, purpose, granted, source, wording, actor_id, at, expires_at FROM commhub_consents"
+        " WHERE workspace_id = %s AND contact_id = %s ORDER BY channel, purpose",
+        (workspace_id, contact_id),
+    ).fetchall()
+
+
+def workspace_by_slug(conn: Any, slug: str) -> dict[str, Any] | None:
+    return conn.cursor(row_factory=dict_row).execute(
+        "SELECT workspace_id, name, slug, time_zone FROM commhub_workspaces WHERE slug = %s", (slug,)
+    ).fetchone()
+
+
+def staff_for_login(conn: Any, workspace_id: UUID, email: str) -> dict[str, Any] | None:
+    return conn.cursor(row_factory=dict_row).execute(
+        "SELECT staff_id, role, password_hash, active FROM commhub_staff WHERE workspace_id = %s AND lower(email) = %s",
+        (workspace_id, email.strip().lower()),
+    ).fetchone()
+
+
+def list_staff(conn: Any, workspace_id: UUID) -> list[dict[str, Any]]:
+    return conn.cursor(row_factory=dict_row).execute(
+        "SELECT staff_id, name, email, role, active FROM commhub_staff WHERE workspace_id = %s ORDER BY name",
+        (workspace_id,),
+    ).fetchall()
+
+
+def get_staff(conn: Any, workspace_id: UUID, staff_id: UUID) -> dict[str, Any] | None:
+    return conn.cursor(row_factory=dict_row).execute(
+        "SELECT staff_id, name, email, role, active FROM commhub_staff WHERE workspace_id = %s AND staff_id = %s",
+        (workspace_id, staff_id),
+    ).fetchone()
+
+
+def canned_responses(conn: Any, workspace_id: UUID) -> list[dict[str, Any]]:
+    return conn.cursor(row_factory=dict_row).execute(
+        "SELECT response_id, title, body, updated_at FROM commhub_canned_responses WHERE workspace_id = %s ORDER BY title",
+        (workspace_id,),
+    ).fetchall()

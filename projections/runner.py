@@ -1,0 +1,181 @@
+"""Runs projections: reads the event log in order and applies each event to every read model,
+writing the rows and the new position in one transaction, so each event counts exactly once.
+
+Positions are rows in ``commhub_projection_positions``, locked ``FOR UPDATE`` while a batch is
+applied: any number of processes may run projections and none applies an event twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any, Callable, Iterable, Protocol, Sequence
+
+import psycopg
+from eventsourcing.persistence import InterfaceError, OperationalError
+
+from adapters.postgres import Database
+from domain.application import CommHub
+
+log = logging.getLogger(__name__)
+
+POSITIONS_SQL = """
+CREATE TABLE IF NOT EXISTS commhub_projection_positions (
+    name text PRIMARY KEY,
+    position bigint NOT NULL DEFAULT 0,
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+"""
+TRANSIENT = (psycopg.OperationalError, psycopg.InterfaceError, OperationalError, InterfaceError)
+
+
+class Projection(Protocol):
+    name: str
+
+    def setup(self, conn: psycopg.Connection[Any]) -> None:
+        """Create the projection's tables and indexes if missing."""
+
+    def reset(self, conn: psycopg.Connection[Any]) -> None:
+        """Delete every row, before a rebuild from zero."""
+
+    def process(self, conn: psycopg.Connection[Any], event: Any, position: int) -> None:
+        """Apply one event (ignoring those it does not care about)."""
+
+
+class ProjectionRunner:
+    def __init__(
+        self, app: CommHub, database: Database, projections: Sequence[Projection], *, batch_size: int = 500,
+        on_advance: Callable[[int], None] | None = None,
+    ) -> None:
+        self.app = app
+        self.database = database
+        self.projections = {p.name: p for p in projections}
+        self.batch_size = batch_size
+        self.on_advance = on_advance
+        self.position = 0
+        self._advanced = threading.Condition()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # Lifecycle -----------------------------------------------------------------------------
+
+    def setup(self) -> None:
+        with self.database.connect() as conn:
+            conn.execute("SELECT pg_advisory_xact_lock(7261001)")  # one process creates tables at a time
+            conn.execute(POSITIONS_SQL)
+            for projection in self.projections.values():
+                projection.setup(conn)
+                conn.execute(
+                    "INSERT INTO commhub_projection_positions (name) VALUES (%s) ON CONFLICT DO NOTHING",
+                    (projection.name,),
+                )
+
+    def start(self) -> ProjectionRunner:
+        self.setup()
+        self._stopping.clear()
+        self._thread = threading.Thread(target=self._run, name="commhub-projections", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    # Processing ----------------------------------------------------------------------------
+
+    def run_once(self, names: Iterable[str] | None = None) -> int:
+        """Apply the next batch of events; returns how many events were read (0 when caught up)."""
+        chosen = list(names or self.projections)
+        with self.database.connect() as conn:
+            rows = conn.execute(
+                "SELECT name, position FROM commhub_projection_positions WHERE name = ANY(%s)", (chosen,)
+            ).fetchall()
+        start = min((r[1] for r in rows), default=0)
+        notifications = self.app.recorder.select_notifications(start=start + 1, limit=self.batch_size)
+        if not notifications:
+            self._advance(start)
+            return 0
+        events = [(n.id, self.app.mapper.to_domain_event(n)) for n in notifications]
+        with self.database.connect() as conn, conn.transaction():
+            locked = conn.execute(
+                "SELECT name, position FROM commhub_projection_positions WHERE name = ANY(%s) ORDER BY name FOR UPDATE",
+                (chosen,),
+            ).fetchall()
+            for name, position in locked:
+                projection = self.projections[name]
+                for notification_id, event in events:
+                    if notification_id > position:
+                        projection.process(conn, event, notification_id)
+                last = events[-1][0]
+                if last > position:
+                    conn.execute(
+                        "UPDATE commhub_projection_positions SET position = %s, updated_at = now() WHERE name = %s",
+                        (last, name),
+                    )
+        self._advance(min(max(p, events[-1][0]) for _, p in locked) if locked else events[-1][0])
+        return len(events)
+
+    def catch_up(self, names: Iterable[str] | None = None, progress: Callable[[int], None] | None = None) -> int:
+        total = 0
+        while True:
+            done = self.run_once(names)
+            if not done:
+                return total
+            total += done
+            if progress is not None:
+                progress(done)
+
+    def rebuild(self, name: str, progress: Callable[[int], None] | None = None) -> int:
+        """Empty one projection and replay every event into it."""
+        projection = self.projections[name]
+        with self.database.connect() as conn, conn.transaction():
+            conn.execute("SELECT position FROM commhub_projection_positions WHERE name = %s FOR UPDATE", (name,))
+            projection.reset(conn)
+            conn.execute("UPDATE commhub_projection_positions SET position = 0 WHERE name = %s", (name,))
+        return self.catch_up([name], progress)
+
+    def lag(self) -> dict[str, int]:
+        """Events each projection still has to apply."""
+        head = self.app.recorder.max_notification_id() or 0
+        with self.database.connect() as conn:
+            rows = conn.execute("SELECT name, position FROM commhub_projection_positions").fetchall()
+        return {name: head - position for name, position in rows if name in self.projections}
+
+    def wait_for(self, position: int, timeout: float = 5.0) -> bool:
+        """Block until every projection has applied ``position`` (read-your-writes for the API)."""
+        deadline = time.monotonic() + timeout
+        with self._advanced:
+            while self.position < position:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._advanced.wait(remaining)
+        return True
+
+    def _advance(self, position: int) -> None:
+        with self._advanced:
+            if position > self.position:
+                self.position = position
+                self._advanced.notify_all()
+        if self.on_advance is not None:
+            self.on_advance(position)
+
+    def _run(self) -> None:
+        backoff = 0.2
+        while not self._stopping.is_set():
+            try:
+                with self.database.connect(autocommit=True) as listener:
+                    listener.execute(psycopg.sql.SQL("LISTEN {}").format(psycopg.sql.Identifier(self.app.recorder.channel_name)))
+                    backoff = 0.2
+                    while not self._stopping.is_set():
+                        if self.run_once() < self.batch_size:
+                            for _ in listener.notifies(timeout=0.5, stop_after=1):
+                                pass
+            except TRANSIENT:
+                log.warning("projection runner lost the database; retrying in %.1fs", backoff)
+            except Exception as error:  # the message may quote stored values: log the type only
+                log.error("projection runner failed (%s); retrying in %.1fs", type(error).__name__, backoff)
+            self._stopping.wait(backoff)
+            backoff = min(backoff * 2, 5.0)
