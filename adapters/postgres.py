@@ -41,6 +41,7 @@ class Database:
 
     def drop_schema(self) -> None:
         with psycopg.connect(self.url, autocommit=True) as conn:
+            conn.execute("SET lock_timeout = '20s'")
             conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(self.schema)))
 
     def eventsourcing_env(self, *, pool_size: int = 5) -> dict[str, str]:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, AsyncIterator, Awaitable, Callable
+from typing import Any, AsyncIterator, Callable
 
-from fastapi import FastAPI, Request, Response
+import psycopg
+from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
@@ -19,6 +20,50 @@ from api.routes import settings as settings_routes
 from api.settings import Settings
 
 STATIC = Path(__file__).parent / "static"
+
+
+class BodyLimit:
+    """Refuses request bodies over ``limit`` bytes with 413, whether or not they declare a length."""
+
+    def __init__(self, app: Any, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope.get("headers", [])).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
+            return await problems.problem(413, "Request body is too large", f"at most {self.limit} bytes")(
+                scope, receive, send)
+        seen = 0
+        refused = False
+
+        async def counting_receive() -> Any:
+            nonlocal seen, refused
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit and not refused:
+                    refused = True
+                    await problems.problem(413, "Request body is too large", f"at most {self.limit} bytes")(
+                        scope, receive, send)
+                if refused:
+                    return {"type": "http.disconnect"}  # the app stops reading; its answer is dropped
+            return message
+
+        async def guarded_send(message: Any) -> None:
+            if not refused:
+                await send(message)
+
+        try:
+            await self.app(scope, counting_receive, guarded_send)
+        except Exception:
+            if not refused:
+                raise
+
+
+
 MAX_BODY_BYTES = 1_000_000
 
 
@@ -46,12 +91,7 @@ def create_app(
                   description="Self-hosted communications hub. Errors are application/problem+json.")
     problems.install(app)
 
-    @app.middleware("http")
-    async def limit_body(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
-            return problems.problem(413, "Request body is too large", f"at most {MAX_BODY_BYTES} bytes")
-        return await call_next(request)
+    app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
 
     for module in (auth, contacts, conversations, settings_routes, sandbox, agent_socket):
         app.include_router(module.router)
@@ -61,10 +101,13 @@ def create_app(
         return {"status": "ok"}
 
     @app.get("/readyz", tags=["operations"])
-    def readyz(request: Request) -> dict[str, str]:
+    def readyz(request: Request) -> Any:
         hub: Hub = request.app.state.hub
-        with hub.database.connect() as conn:
-            conn.execute("SELECT 1")
+        try:
+            with hub.database.connect(connect_timeout=3) as conn:
+                conn.execute("SELECT 1")
+        except psycopg.Error:
+            return problems.problem(503, "Not ready", "the database cannot be reached")
         return {"status": "ready"}
 
     @app.get("/", include_in_schema=False)

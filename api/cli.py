@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import signal
+import threading
 from dataclasses import asdict, replace
 from datetime import datetime
 from pathlib import Path
@@ -15,12 +17,14 @@ from rich.progress import Progress
 from adapters.kek import Keyring, encode_kek, generate_kek, load_keyring, previous_key_file, write_key_file
 from adapters.key_vault import KeyVault, Tombstone
 from api import logs
-from api.bootstrap import start_database
+from api.bootstrap import bootstrap, start_database
 from api.settings import Settings
 
 app = typer.Typer(help="commhub: a self-hosted communications hub.", no_args_is_help=True)
 keys = typer.Typer(help="Key encryption keys, data keys and tombstones.", no_args_is_help=True)
 app.add_typer(keys, name="keys")
+projections = typer.Typer(help="Read models built from the events.", no_args_is_help=True)
+app.add_typer(projections, name="projections")
 console = Console()
 
 
@@ -47,6 +51,50 @@ def serve(
 
     uvicorn.run(create_app(settings, demo=demo, on_ready=announce), host=settings.host, port=settings.port,
                 log_level=settings.log_level, access_log=False, log_config=None)
+
+
+@projections.command("status")
+def projections_status() -> None:
+    """How many events each projection still has to apply."""
+    with bootstrap(Settings.from_env()) as hub:
+        for name, lag in sorted(hub.projections.lag().items()):
+            console.print(f"{name:<10} {'up to date' if lag == 0 else f'{lag} events behind'}")
+
+
+@projections.command("rebuild")
+def projections_rebuild(name: str = typer.Argument(..., help="Projection name, or 'all'.")) -> None:
+    """Empty a projection and rebuild it from every stored event."""
+    logs.configure("warning")
+    with bootstrap(Settings.from_env()) as hub:
+        names = sorted(hub.projections.projections) if name == "all" else [name]
+        unknown = [n for n in names if n not in hub.projections.projections]
+        if unknown:
+            console.print(f"[red]unknown projection {unknown[0]!r}[/]; known: {', '.join(sorted(hub.projections.projections))}")
+            raise typer.Exit(2)
+        total = hub.app.recorder.max_notification_id() or 0
+        with Progress(console=console) as progress:
+            for each in names:
+                task = progress.add_task(f"rebuilding {each}", total=total or 1)
+                hub.projections.rebuild(each, progress=lambda n, t=task: progress.advance(t, n))
+                progress.update(task, completed=total or 1)
+    console.print(f"rebuilt {', '.join(names)} from {total} events")
+
+
+@app.command()
+def worker() -> None:
+    """Run projections and the outbox without the API, e.g. as a separate process or container."""
+    settings = Settings.from_env()
+    logs.configure(settings.log_level)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with bootstrap(settings) as hub:
+        hub.start_workers()
+        console.print("commhub worker running: projections and outbox")
+        try:
+            while not stop.wait(1.0):
+                pass
+        except KeyboardInterrupt:
+            pass
 
 
 @keys.command("generate")

@@ -1,5 +1,8 @@
 """Live updates: each API process tails the event log (LISTEN/NOTIFY) and pushes each workspace's
-updates to its own agent websockets; a reconnecting client resumes from its last seen position."""
+updates to its own agent websockets; a reconnecting client resumes from its last seen position.
+
+Updates are published only once every projection has applied them (whichever process runs the
+projections), so a client that re-reads the REST API on an update always sees it there."""
 
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ from domain.application import CommHub
 from domain.contact import Contact
 from domain.conversation import Conversation
 from api.present import plain
+from projections.runner import projected_channel, projected_floor
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +66,7 @@ class LiveFeed:
 
     def start(self, loop: asyncio.AbstractEventLoop) -> LiveFeed:
         self._loop = loop
-        self.position = self.app.recorder.max_notification_id() or 0
+        self.position = self.floor()
         self._thread = threading.Thread(target=self._run, name="commhub-live-feed", daemon=True)
         self._thread.start()
         return self
@@ -88,9 +92,14 @@ class LiveFeed:
     def connections(self) -> int:
         return sum(len(q) for q in self._subscribers.values())
 
+    def floor(self) -> int:
+        """The position up to which every read model is complete."""
+        with self.database.connect() as conn:
+            return projected_floor(conn)
+
     def backfill(self, workspace_id: UUID, after: int, upto: int | None = None) -> list[dict[str, Any]] | None:
         """Updates for one workspace after ``after``; None when too much was missed (reload instead)."""
-        head = upto if upto is not None else (self.app.recorder.max_notification_id() or 0)
+        head = upto if upto is not None else self.floor()
         if head - after > BACKFILL_LIMIT:
             return None
         updates: list[dict[str, Any]] = []
@@ -129,14 +138,17 @@ class LiveFeed:
             try:
                 with self.database.connect(autocommit=True) as listener:
                     listener.execute(psycopg.sql.SQL("LISTEN {}").format(
-                        psycopg.sql.Identifier(self.app.recorder.channel_name)))
+                        psycopg.sql.Identifier(projected_channel(self.database))))
                     self.connected.set()
                     backoff = 0.2
                     while not self._stopping.is_set():
-                        page = self.app.recorder.select_notifications(start=self.position + 1, limit=500)
-                        if page:
-                            self._publish(page)
-                            continue
+                        floor = projected_floor(listener)
+                        if floor > self.position:
+                            page = self.app.recorder.select_notifications(
+                                start=self.position + 1, limit=500, stop=floor)
+                            if page:
+                                self._publish(page)
+                                continue
                         for _ in listener.notifies(timeout=0.5, stop_after=1):
                             pass
             except Exception as error:  # reconnect after a database restart; what was missed is read on return

@@ -3,16 +3,36 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Text = Field(min_length=1, max_length=20_000)
 
 
+def _refuse_nul(value: Any) -> Any:
+    if isinstance(value, str) and "\x00" in value:
+        raise ValueError("text must not contain NUL characters")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _refuse_nul(key)
+            _refuse_nul(item)
+    if isinstance(value, list):
+        for item in value:
+            _refuse_nul(item)
+    return value
+
+
 class Body(BaseModel):
+    """Base of every request body: unknown fields and NUL characters (which PostgreSQL text refuses) are errors."""
+
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def no_nul_characters(cls, data: Any) -> Any:
+        return _refuse_nul(data)
 
 
 class LoginRequest(Body):

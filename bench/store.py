@@ -591,8 +591,9 @@ def report(results: Results, args: argparse.Namespace) -> None:
     console.print("ratios ours/plain (1.00 = as fast as plain eventsourcing):")
     for mode in modes:
         console.print(f"  append {mode.name:<32} {results.append_ratio(mode.name):.2f}")
-    console.print(f"  {'replay, warm keys':<39} {results.replayed['ours'].rate / results.replayed['plain'].rate:.2f}")
-    console.print(f"  {'replay, cold key cache':<39} {results.replayed['ours cold'].rate / results.replayed['plain'].rate:.2f}")
+    plain_replay = results.replayed["plain"].rate
+    console.print(f"  {'replay, warm keys':<39} {results.replayed['ours'].rate / plain_replay:.2f}")
+    console.print(f"  {'replay, cold key cache':<39} {results.replayed['ours cold'].rate / plain_replay:.2f}")
     short, long = results.erasure[0], results.erasure[-1]
     median = ErasureResult.median_ms
     console.print(
@@ -616,25 +617,31 @@ def report(results: Results, args: argparse.Namespace) -> None:
 # Main ---------------------------------------------------------------------------------------
 
 
+OPTIONS: tuple[tuple[str, int | None, str], ...] = (
+    ("--events", 2_000, "events appended with one commit each"),
+    ("--batched-events", None, "events appended in batches (default: 10 x --events)"),
+    ("--batch", 100, "events per transaction in the batched runs"),
+    ("--events-per-contact", 10, "Created + notes per contact"),
+    ("--rounds", 4, "turns the two stores take in each append run"),
+    ("--page", 1_000, "notifications per page when replaying"),
+    ("--erase-reps", 3, "erasures of long histories, 3x as many short ones"),
+    ("--short-history", 10, "events of each short erased history"),
+    ("--long-history", 10_000, "events of each long erased history"),
+)
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=(__doc__ or "").split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--events", type=int, default=2_000, help="events appended with one commit each (default 2,000)")
-    parser.add_argument("--batched-events", type=int, default=None, help="events appended in batches (default 10 x --events)")
-    parser.add_argument("--batch", type=int, default=100, help="events per transaction in the batched runs (default 100)")
-    parser.add_argument("--events-per-contact", type=int, default=10, help="Created + notes per contact (default 10)")
-    parser.add_argument("--rounds", type=int, default=4, help="turns the two stores take in each append run (default 4)")
-    parser.add_argument("--page", type=int, default=1_000, help="notifications per page when replaying (default 1,000)")
-    parser.add_argument("--erase-reps", type=int, default=3, help="erasures of long histories (default 3; 3x as many short ones)")
-    parser.add_argument("--short-history", type=int, default=10, help="events of the short erased history (default 10)")
-    parser.add_argument("--long-history", type=int, default=10_000, help="events of the long erased history (default 10,000)")
+    for flag, default, text in OPTIONS:
+        parser.add_argument(flag, type=int, default=default, help=text if default is None else f"{text} (default {default:,})")
     args = parser.parse_args(argv)
     if args.batched_events is None:
         args.batched_events = 10 * args.events
-    for name in ("events", "batched_events", "batch", "events_per_contact", "rounds", "page", "erase_reps", "short_history", "long_history"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    for flag, _, _ in OPTIONS:
+        if getattr(args, flag[2:].replace("-", "_")) < 1:
+            parser.error(f"{flag} must be at least 1")
     return args
 
 
@@ -654,7 +661,8 @@ def run(args: argparse.Namespace, stack: ExitStack, progress: Progress) -> Resul
         for label, result in results.appended[mode.name].items():
             console.log(f"{label}: append {mode.events:,} events, {mode.name}: {result.rate:,.0f} ev/s")
     for store in stores:
-        result = results.replayed[store.label] = replay(store.label, store.app.recorder, store.app.mapper, args.page, progress)
+        result = replay(store.label, store.app.recorder, store.app.mapper, args.page, progress)
+        results.replayed[store.label] = result
         console.log(f"{store.label}: replay {result.events:,} events: {result.rate:,.0f} ev/s")
     result = results.replayed["ours cold"] = cold_replay(ours.hub, args.page, progress)
     console.log(f"ours: replay {result.events:,} events, cold key cache: {result.rate:,.0f} ev/s")

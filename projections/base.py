@@ -12,8 +12,17 @@ Handler = Callable[[Any, psycopg.Connection[Any], Any, int], None]
 
 
 def clear(value: Any) -> Any:
-    """A value as it may be stored in a row: erased personal data becomes NULL."""
-    return None if value is ERASED else value
+    """A value as it may be stored in a row: erased personal data becomes NULL, and NUL characters
+    (which PostgreSQL text and jsonb refuse, and which would stall the projection) are dropped."""
+    if value is ERASED:
+        return None
+    if isinstance(value, str):
+        return value.replace("\x00", "") if "\x00" in value else value
+    if isinstance(value, dict):
+        return {clear(k): clear(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [clear(v) for v in value]
+    return value
 
 
 class View:

@@ -30,6 +30,17 @@ CREATE TABLE IF NOT EXISTS commhub_projection_positions (
 TRANSIENT = (psycopg.OperationalError, psycopg.InterfaceError, OperationalError, InterfaceError)
 
 
+def projected_channel(database: Database) -> str:
+    """NOTIFY channel on which runners announce that projections advanced."""
+    return f"commhub_projected_{database.schema}"
+
+
+def projected_floor(conn: psycopg.Connection[Any]) -> int:
+    """The position every projection has reached: read models are complete up to here."""
+    row = conn.execute("SELECT min(position) FROM commhub_projection_positions").fetchone()
+    return int(row[0] or 0)
+
+
 class Projection(Protocol):
     name: str
 
@@ -54,6 +65,7 @@ class ProjectionRunner:
         self.batch_size = batch_size
         self.on_advance = on_advance
         self.position = 0
+        self.channel = projected_channel(database)
         self._advanced = threading.Condition()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -114,6 +126,7 @@ class ProjectionRunner:
                         "UPDATE commhub_projection_positions SET position = %s, updated_at = now() WHERE name = %s",
                         (last, name),
                     )
+            conn.execute("SELECT pg_notify(%s, %s)", (self.channel, str(events[-1][0])))
         self._advance(min(max(p, events[-1][0]) for _, p in locked) if locked else events[-1][0])
         return len(events)
 

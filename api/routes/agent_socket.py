@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Callable
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from starlette.concurrency import run_in_threadpool
@@ -19,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from api.deps import PERMISSIONS
 
 router = APIRouter()
+TOKEN_RECHECK_SECONDS = 15.0
 
 
 @router.websocket("/ws/agent")
@@ -45,7 +46,7 @@ async def agent_socket(socket: WebSocket) -> None:
         return
     queue = feed.subscribe(principal.workspace_id)
     try:
-        head = await run_in_threadpool(lambda: hub.app.recorder.max_notification_id() or 0)
+        head = await run_in_threadpool(feed.floor)
         last = head if after is None else after
         if after is not None:
             missed = await run_in_threadpool(feed.backfill, principal.workspace_id, after, head)
@@ -56,29 +57,42 @@ async def agent_socket(socket: WebSocket) -> None:
                 await socket.send_json(update)
             last = max(after, head)
         await socket.send_json({"type": "ready", "position": last})
-        await _pump(socket, queue, last)
+        await _pump(socket, queue, last, lambda: hub.tokens.resolve(token, datetime.now(timezone.utc)))
     except WebSocketDisconnect:
         pass
     finally:
         feed.unsubscribe(principal.workspace_id, queue)
 
 
-async def _pump(socket: WebSocket, queue: asyncio.Queue[dict[str, Any]], last: int) -> None:
-    """Forward live updates (skipping what the backfill already sent) until the client leaves."""
+async def _pump(
+    socket: WebSocket, queue: asyncio.Queue[dict[str, Any]], last: int, still_valid: Callable[[], Any],
+) -> None:
+    """Forward live updates (skipping what the backfill already sent) until the client leaves,
+    re-checking the token so that a revoked or expired one stops the stream."""
+    loop = asyncio.get_running_loop()
     receiver = asyncio.create_task(_drain(socket))
+    getter: asyncio.Task[dict[str, Any]] | None = None
+    checked = loop.time()
     try:
         while not receiver.done():
-            getter = asyncio.create_task(queue.get())
-            done, _ = await asyncio.wait({getter, receiver}, return_when=asyncio.FIRST_COMPLETED)
-            if getter not in done:
-                getter.cancel()
-                break
-            update = getter.result()
-            if update["position"] > last:
-                await socket.send_json(update)
-                last = update["position"]
+            if loop.time() - checked > TOKEN_RECHECK_SECONDS:
+                checked = loop.time()
+                if await run_in_threadpool(still_valid) is None:
+                    await socket.close(4401, "token is invalid, expired or revoked")
+                    return
+            getter = getter or asyncio.create_task(queue.get())  # kept across timeouts: no update is lost
+            done, _ = await asyncio.wait({getter, receiver}, timeout=TOKEN_RECHECK_SECONDS,
+                                         return_when=asyncio.FIRST_COMPLETED)
+            if getter in done:
+                update = getter.result()
+                getter = None
+                if update["position"] > last:
+                    await socket.send_json(update)
+                    last = update["position"]
     finally:
         receiver.cancel()
+        if getter is not None:
+            getter.cancel()
 
 
 async def _drain(socket: WebSocket) -> None:
