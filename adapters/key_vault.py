@@ -127,6 +127,41 @@ class KeyVault:
                 dek = self.keyring.unwrap(row[0], row[1], subject_id)
         return self._remember(subject_id, AESGCM(dek), generation)
 
+    def prefetch(self, subjects: dict[UUID, UUID]) -> None:
+        """Load or create the sealing keys of many subjects (subject → workspace) in one round trip,
+        so a batch of new contacts costs one transaction, not one each. Erased subjects are noted."""
+        wanted = sorted(s for s in subjects if self._cached(s) is None)
+        if not wanted:
+            return
+        generation = self._generation
+        with self._connection() as conn, conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(k) FROM unnest(%s::bigint[]) AS k ORDER BY k",
+                         (sorted({s.int >> 65 for s in wanted}),))
+            erased = {r[0] for r in conn.execute(
+                "SELECT subject_id FROM commhub_key_tombstones WHERE subject_id = ANY(%s)", (wanted,))}
+            found = {r[0]: (r[1], r[2]) for r in conn.execute(
+                "SELECT subject_id, kek_id, wrapped FROM commhub_data_keys WHERE subject_id = ANY(%s)", (wanted,))}
+            created: dict[UUID, bytes] = {}
+            rows = []
+            for subject_id in wanted:
+                if subject_id in erased or subject_id in found:
+                    continue
+                created[subject_id] = AESGCM.generate_key(bit_length=256)
+                wrapped_by, wrapped = self.keyring.wrap(created[subject_id], subject_id)
+                rows.append((subject_id, subjects[subject_id], wrapped_by, wrapped))
+            if rows:
+                with conn.cursor() as cursor:
+                    cursor.executemany(
+                        "INSERT INTO commhub_data_keys (subject_id, workspace_id, kek_id, wrapped) VALUES (%s, %s, %s, %s)",
+                        rows,
+                    )
+        for subject_id in erased:
+            self._remember(subject_id, _ERASED, generation)
+        for subject_id, (wrapped_by, wrapped) in found.items():
+            self._remember(subject_id, AESGCM(self.keyring.unwrap(wrapped_by, wrapped, subject_id)), generation)
+        for subject_id, dek in created.items():
+            self._remember(subject_id, AESGCM(dek), generation)
+
     def opener(self, subject_id: UUID) -> AESGCM | None:
         """The subject's key for unsealing, or None when the subject was erased."""
         cached = self._cached(subject_id)

@@ -41,6 +41,19 @@ class SealingMapper(Mapper):
 
     # Writing -------------------------------------------------------------------------------
 
+    def prepare(self, events: list[Any]) -> None:
+        """Fetch or create, in one round trip, the keys every event of a save will be sealed with."""
+        subjects: dict[UUID, UUID] = {}
+        for event in events:
+            plan = self._plan(get_topic(type(event)), type(event))
+            state = vars(event)
+            workspace_id = state.get("workspace_id", event.originator_id)
+            for subject_attr in plan.values():
+                subject_id = event.originator_id if subject_attr == SUBJECT else state[subject_attr]
+                subjects.setdefault(subject_id, workspace_id)
+        if len(subjects) > 1:
+            self.vault.prefetch(subjects)
+
     def to_stored_event(self, domain_event: Any) -> StoredEvent:
         topic = get_topic(type(domain_event))
         state = dict(vars(domain_event))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable
+from typing import Any, AsyncIterator, Awaitable, Callable
 
 import psycopg
 from fastapi import FastAPI, Request
@@ -65,6 +65,10 @@ class BodyLimit:
 
 
 MAX_BODY_BYTES = 1_000_000
+PAGE_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    "frame-ancestors 'none'; form-action 'none'; base-uri 'none'; object-src 'none'"
+)
 
 
 def create_app(
@@ -92,6 +96,18 @@ def create_app(
     problems.install(app)
 
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
+
+    @app.middleware("http")
+    async def security_headers(request: Request, call_next: Callable[[Request], Awaitable[Any]]) -> Any:
+        response = await call_next(request)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        if request.url.path == "/" or request.url.path.startswith("/static/"):
+            response.headers.setdefault("Content-Security-Policy", PAGE_POLICY)
+            response.headers.setdefault("Cache-Control", "no-cache")
+        else:
+            response.headers.setdefault("Cache-Control", "no-store")  # API answers carry personal data
+        return response
 
     for module in (auth, contacts, conversations, settings_routes, sandbox, agent_socket):
         app.include_router(module.router)

@@ -23,10 +23,10 @@ def plain(value: Any) -> Any:
     return value
 
 
-def contact(c: Contact) -> dict[str, Any]:
+def contact(c: Contact, notes: list[dict[str, Any]]) -> dict[str, Any]:
     return plain({
         "contact_id": c.id, "name": c.name, "phone": c.phone, "email": c.email, "time_zone": c.time_zone,
-        "custom_fields": c.custom_fields, "tags": c.tags, "notes": c.notes,
+        "custom_fields": c.custom_fields, "tags": c.tags, "notes": notes,
         "consents": [
             {"channel": k.split(":")[0], "purpose": k.split(":")[1], **v} for k, v in sorted(c.consents.items())
         ],

@@ -54,6 +54,9 @@ class CommHub(Application):
         super().__init__(env)
 
     def save(self, *objs: Any, **kwargs: Any) -> Any:
+        prepare = getattr(self.mapper, "prepare", None)
+        if prepare is not None:  # lets the sealing mapper fetch every key of this save at once
+            prepare([e for obj in objs if obj is not None for e in getattr(obj, "pending_events", [obj])])
         recordings = super().save(*objs, **kwargs)
         if recordings:
             last_position.set(max(r.notification.id for r in recordings))

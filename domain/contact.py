@@ -33,7 +33,7 @@ class Contact(Aggregate):
     """A customer or patient; the data subject of everything recorded about them."""
 
     personal_state: ClassVar[tuple[str, ...]] = (
-        "name", "phone", "email", "time_zone", "custom_fields", "tags", "notes", "restriction_reason",
+        "name", "phone", "email", "time_zone", "custom_fields", "tags", "restriction_reason",
     )
 
     class Event(Aggregate.Event):
@@ -95,14 +95,13 @@ class Contact(Aggregate):
                 tags.remove(self.tag)
 
     class NoteAdded(Event):
+        """A note about the contact. Notes are not kept in the aggregate (no rule needs them, and
+        snapshots would grow with every note): the timeline projection lists them."""
+
         note_id: UUID
         text: str
         author_id: UUID | None
         personal: ClassVar[dict[str, str]] = {"text": SUBJECT}
-
-        def apply(self, contact: Contact) -> None:
-            notes = _writable(contact, "notes", [])
-            notes.append({"note_id": self.note_id, "text": self.text, "author_id": self.author_id, "at": self.timestamp})
 
     class ConsentGranted(Event):
         channel: str
@@ -191,7 +190,6 @@ class Contact(Aggregate):
                 fields.setdefault(name, value)
             tags = _writable(contact, "tags", [])
             tags.extend(t for t in self.profile.get("tags", []) if t not in tags)
-            _writable(contact, "notes", []).extend(self.profile.get("notes", []))
 
     class MergedInto(Event):
         survivor_id: UUID
@@ -228,7 +226,6 @@ class Contact(Aggregate):
         self.time_zone = time_zone
         self.custom_fields = custom_fields if is_erased(custom_fields) else dict(custom_fields)
         self.tags: list[str] = []
-        self.notes: list[dict[str, Any]] = []
         self.consents: dict[str, dict[str, Any]] = {}
         self.restricted = False
         self.restriction_reason: str | None = None
@@ -335,7 +332,7 @@ class Contact(Aggregate):
         profile = {
             "name": duplicate.name, "phone": duplicate.phone, "email": duplicate.email,
             "time_zone": duplicate.time_zone, "custom_fields": dict(duplicate.custom_fields),
-            "tags": list(duplicate.tags), "notes": list(duplicate.notes),
+            "tags": list(duplicate.tags),
         }
         self._trigger(
             self.Merged, duplicate_id=duplicate.id, duplicate_subject_ids=duplicate.subject_ids, profile=profile, consents=dict(duplicate.consents),

@@ -75,10 +75,21 @@ def get_conversation(conn: Any, workspace_id: UUID, conversation_id: UUID) -> di
     ).fetchone()
 
 
-def list_messages(conn: Any, workspace_id: UUID, conversation_id: UUID, *, after: int = 0, limit: int = 200) -> list[dict[str, Any]]:
+def list_messages(
+    conn: Any, workspace_id: UUID, conversation_id: UUID, *, after: int = 0, before: int | None = None,
+    limit: int = 200,
+) -> list[dict[str, Any]]:
+    """Messages in order; with ``before``, the latest ``limit`` messages before that position."""
+    columns = "message_id, kind, body, attachments, author_id, status, error_code, reason, at, position"
+    if before is not None:
+        rows = conn.cursor(row_factory=dict_row).execute(
+            f"SELECT {columns} FROM commhub_messages WHERE workspace_id = %s AND conversation_id = %s"
+            " AND position < %s ORDER BY position DESC LIMIT %s",
+            (workspace_id, conversation_id, before, limit),
+        ).fetchall()
+        return rows[::-1]
     return conn.cursor(row_factory=dict_row).execute(
-        "SELECT message_id, kind, body, attachments, author_id, status, error_code, reason, at, position"
-        " FROM commhub_messages WHERE workspace_id = %s AND conversation_id = %s AND position > %s"
+        f"SELECT {columns} FROM commhub_messages WHERE workspace_id = %s AND conversation_id = %s AND position > %s"
         " ORDER BY position LIMIT %s",
         (workspace_id, conversation_id, after, limit),
     ).fetchall()
@@ -112,11 +123,24 @@ def search_contacts(
     return rows, encode_cursor(rows[-1]["created_at"], rows[-1]["contact_id"]) if more else None
 
 
-def timeline(conn: Any, workspace_id: UUID, contact_id: UUID, *, after: int = 0, limit: int = 200) -> list[dict[str, Any]]:
+def timeline(
+    conn: Any, workspace_id: UUID, subject_ids: list[UUID], *, after: int = 0, before: int | None = None,
+    limit: int = 200,
+) -> list[dict[str, Any]]:
+    """A contact's timeline (with the duplicates merged into it) in order; with ``before``, the
+    latest ``limit`` entries before that position."""
+    columns = "position, contact_id, kind, at, actor_id, conversation_id, detail"
+    if before is not None:
+        rows = conn.cursor(row_factory=dict_row).execute(
+            f"SELECT {columns} FROM commhub_timeline WHERE workspace_id = %s AND contact_id = ANY(%s)"
+            " AND position < %s ORDER BY position DESC LIMIT %s",
+            (workspace_id, subject_ids, before, limit),
+        ).fetchall()
+        return rows[::-1]
     return conn.cursor(row_factory=dict_row).execute(
-        "SELECT position, kind, at, actor_id, conversation_id, detail FROM commhub_timeline"
-        " WHERE workspace_id = %s AND contact_id = %s AND position > %s ORDER BY position LIMIT %s",
-        (workspace_id, contact_id, after, limit),
+        f"SELECT {columns} FROM commhub_timeline WHERE workspace_id = %s AND contact_id = ANY(%s) AND position > %s"
+        " ORDER BY position LIMIT %s",
+        (workspace_id, subject_ids, after, limit),
     ).fetchall()
 
 
@@ -159,4 +183,14 @@ def canned_responses(conn: Any, workspace_id: UUID) -> list[dict[str, Any]]:
     return conn.cursor(row_factory=dict_row).execute(
         "SELECT response_id, title, body, updated_at FROM commhub_canned_responses WHERE workspace_id = %s ORDER BY title",
         (workspace_id,),
+    ).fetchall()
+
+
+def contact_notes(conn: Any, workspace_id: UUID, subject_ids: list[UUID]) -> list[dict[str, Any]]:
+    """Notes about a contact and the duplicates merged into it, oldest first (erased ones read as null)."""
+    return conn.cursor(row_factory=dict_row).execute(
+        "SELECT detail->>'note_id' AS note_id, detail->>'text' AS text, actor_id AS author_id, at"
+        " FROM commhub_timeline WHERE workspace_id = %s AND contact_id = ANY(%s) AND kind = 'contact.note'"
+        " ORDER BY at, position",
+        (workspace_id, subject_ids),
     ).fetchall()

@@ -28,6 +28,13 @@ from projections import queries
 router = APIRouter(prefix="/api/v1/contacts", tags=["contacts"])
 
 
+def _present(hub: Any, principal: Any, contact_id: UUID) -> dict[str, Any]:
+    found = hub.app.get_contact(principal.workspace_id, contact_id)
+    with hub.database.connect() as conn:
+        notes = queries.contact_notes(conn, principal.workspace_id, found.subject_ids)
+    return present_contact(found, notes)
+
+
 @router.post("", status_code=201)
 def create_contact(body: ContactCreate, principal: Contacts, hub: HubDep) -> dict[str, Any]:
     contact_id = hub.app.create_contact(
@@ -37,7 +44,7 @@ def create_contact(body: ContactCreate, principal: Contacts, hub: HubDep) -> dic
         time_zone=body.time_zone, custom_fields=body.custom_fields, actor_id=principal.staff_id, now=now(),
     )
     settle(hub)
-    return present_contact(hub.app.get_contact(principal.workspace_id, contact_id))
+    return _present(hub, principal, contact_id)
 
 
 @router.get("")
@@ -52,7 +59,7 @@ def search_contacts(
 
 @router.get("/{contact_id}")
 def get_contact(contact_id: UUID, principal: Contacts, hub: HubDep) -> dict[str, Any]:
-    return present_contact(hub.app.get_contact(principal.workspace_id, contact_id))
+    return _present(hub, principal, contact_id)
 
 
 @router.patch("/{contact_id}")
@@ -65,7 +72,7 @@ def rectify_contact(contact_id: UUID, body: ContactUpdate, principal: Contacts, 
         changes["email"] = normalise_email(changes["email"])
     hub.app.rectify_contact(principal.workspace_id, contact_id, changes, principal.staff_id, now())
     settle(hub)
-    return present_contact(hub.app.get_contact(principal.workspace_id, contact_id))
+    return _present(hub, principal, contact_id)
 
 
 @router.post("/{contact_id}/merge")
@@ -73,7 +80,7 @@ def merge_contact(contact_id: UUID, body: MergeRequest, principal: Contacts, hub
     """Merge ``duplicate_id`` into this contact."""
     hub.app.merge_contacts(principal.workspace_id, contact_id, body.duplicate_id, principal.staff_id, now())
     settle(hub)
-    return present_contact(hub.app.get_contact(principal.workspace_id, contact_id))
+    return _present(hub, principal, contact_id)
 
 
 @router.post("/{contact_id}/notes", status_code=201)
@@ -94,16 +101,18 @@ def change_tags(contact_id: UUID, body: TagsRequest, principal: Contacts, hub: H
     for tag in body.remove:
         hub.app.untag_contact(principal.workspace_id, contact_id, tag, principal.staff_id, at)
     settle(hub)
-    return present_contact(hub.app.get_contact(principal.workspace_id, contact_id))
+    return _present(hub, principal, contact_id)
 
 
 @router.get("/{contact_id}/timeline")
 def get_timeline(
-    contact_id: UUID, principal: Contacts, hub: HubDep, conn: Conn, after: int = Query(default=0, ge=0),
-    limit: int = Query(default=200, ge=1, le=1000),
+    contact_id: UUID, principal: Contacts, hub: HubDep, conn: Conn, after: int = Query(default=0, ge=0, le=2**62),
+    before: int | None = Query(default=None, ge=1, le=2**62), limit: int = Query(default=200, ge=1, le=1000),
 ) -> dict[str, Any]:
-    hub.app.get_contact(principal.workspace_id, contact_id)
-    rows = queries.timeline(conn, principal.workspace_id, contact_id, after=after, limit=limit)
+    """Every message, note, consent change and privacy event of the contact (and of duplicates
+    merged into it) in order. ``after`` pages forward; ``before`` gives the latest entries first."""
+    found = hub.app.get_contact(principal.workspace_id, contact_id)
+    rows = queries.timeline(conn, principal.workspace_id, found.subject_ids, after=after, before=before, limit=limit)
     return {"items": plain(rows)}
 
 
@@ -122,7 +131,7 @@ def record_consent(contact_id: UUID, body: ConsentRequest, principal: Contacts, 
     record(principal.workspace_id, contact_id, channel=body.channel, purpose=body.purpose, source=body.source,
            wording=body.wording, actor_id=principal.staff_id, now=now(), **extra)
     settle(hub)
-    return present_contact(hub.app.get_contact(principal.workspace_id, contact_id))
+    return _present(hub, principal, contact_id)
 
 
 @router.post("/{contact_id}/restriction")
@@ -133,7 +142,7 @@ def set_restriction(contact_id: UUID, body: RestrictionRequest, principal: Conta
     else:
         hub.app.lift_restriction(principal.workspace_id, contact_id, principal.staff_id, now())
     settle(hub)
-    return present_contact(hub.app.get_contact(principal.workspace_id, contact_id))
+    return _present(hub, principal, contact_id)
 
 
 @router.post("/{contact_id}/objection")
@@ -144,7 +153,7 @@ def set_objection(contact_id: UUID, body: ObjectionRequest, principal: Contacts,
     else:
         hub.app.withdraw_objection(principal.workspace_id, contact_id, principal.staff_id, now())
     settle(hub)
-    return present_contact(hub.app.get_contact(principal.workspace_id, contact_id))
+    return _present(hub, principal, contact_id)
 
 
 @router.post("/{contact_id}/conversations")

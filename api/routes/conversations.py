@@ -44,12 +44,14 @@ def get_conversation(conversation_id: UUID, principal: Inbox, conn: Conn) -> dic
 
 @router.get("/{conversation_id}/messages")
 def get_messages(
-    conversation_id: UUID, principal: Inbox, conn: Conn, after: int = Query(default=0, ge=0),
-    limit: int = Query(default=200, ge=1, le=1000),
+    conversation_id: UUID, principal: Inbox, conn: Conn, after: int = Query(default=0, ge=0, le=2**62),
+    before: int | None = Query(default=None, ge=1, le=2**62), limit: int = Query(default=200, ge=1, le=1000),
 ) -> dict[str, Any]:
-    """Messages and internal notes in order; ``after`` is a position for paging and resuming."""
+    """Messages and internal notes in order; ``after`` pages forward (and resumes), ``before``
+    gives the latest ``limit`` messages before a position (pass a huge number for the newest)."""
     _row(conn, principal, conversation_id)
-    return {"items": plain(queries.list_messages(conn, principal.workspace_id, conversation_id, after=after, limit=limit))}
+    rows = queries.list_messages(conn, principal.workspace_id, conversation_id, after=after, before=before, limit=limit)
+    return {"items": plain(rows)}
 
 
 @router.post("/{conversation_id}/reply", status_code=201)

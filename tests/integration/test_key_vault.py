@@ -176,3 +176,39 @@ def test_the_store_keeps_working_with_a_cold_cache(hub, settings):
     person = new_person(hub.app, workspace_id, "Cato")
     with bootstrap(settings, database=hub.database) as other:
         assert other.app.get_contact(workspace_id, person.contact_id).email == person.email
+
+
+def test_one_save_of_many_new_contacts_creates_all_their_keys_in_one_go(hub):
+    from domain.contact import Contact
+
+    workspace_id = new_workspace(hub.app)
+    contacts = [Contact.create(contact_id=uuid.uuid4(), workspace_id=workspace_id, name=f"Batch {i}", phone=None,
+                               email=None, time_zone=None, custom_fields={}, actor_id=None, now=NOW) for i in range(25)]
+    hub.app.save(*contacts)
+    with hub.database.connect() as conn:
+        stored = conn.execute("SELECT count(*) FROM commhub_data_keys WHERE subject_id = ANY(%s)",
+                              ([c.id for c in contacts],)).fetchone()[0]
+    assert stored == 25
+    hub.vault._cache.clear()
+    assert [hub.app.get_contact(workspace_id, c.id).name for c in contacts] == [f"Batch {i}" for i in range(25)]
+
+
+def test_a_batch_that_includes_an_erased_subject_is_refused_whole(hub):
+    from domain.contact import Contact
+    from domain.errors import SubjectErasedError
+
+    app = hub.app
+    workspace_id = new_workspace(app)
+    person = new_person(app, workspace_id, "Gone")
+    app.erase_contact(workspace_id, person.contact_id, request_id=uuid.uuid4(), actor_id=None, now=NOW)
+    hub.vault._cache.clear()
+    newcomer = Contact.create(contact_id=uuid.uuid4(), workspace_id=workspace_id, name="New", phone=None, email=None,
+                              time_zone=None, custom_fields={}, actor_id=None, now=NOW)
+    resurrected = Contact.create(contact_id=person.contact_id, workspace_id=workspace_id, name="Back again",
+                                 phone=None, email=None, time_zone=None, custom_fields={}, actor_id=None, now=NOW)
+    with pytest.raises(SubjectErasedError):
+        app.save(newcomer, resurrected)
+    from domain.errors import ContactNotFoundError
+
+    with pytest.raises(ContactNotFoundError):  # nothing of the batch was stored
+        app.get_contact(workspace_id, newcomer.id)

