@@ -75,24 +75,29 @@ def get_conversation(conn: Any, workspace_id: UUID, conversation_id: UUID) -> di
     ).fetchone()
 
 
+def _by_position(
+    conn: Any, select: str, where: str, params: tuple[Any, ...], after: int, before: int | None, limit: int,
+) -> list[dict[str, Any]]:
+    """Rows in position order: those after ``after``, or with ``before`` the latest ones before it."""
+    cursor = conn.cursor(row_factory=dict_row)
+    if before is not None:
+        rows = cursor.execute(f"{select} WHERE {where} AND position < %s ORDER BY position DESC LIMIT %s",
+                              (*params, before, limit)).fetchall()
+        return rows[::-1]
+    return cursor.execute(f"{select} WHERE {where} AND position > %s ORDER BY position LIMIT %s",
+                          (*params, after, limit)).fetchall()
+
+
 def list_messages(
     conn: Any, workspace_id: UUID, conversation_id: UUID, *, after: int = 0, before: int | None = None,
     limit: int = 200,
 ) -> list[dict[str, Any]]:
     """Messages in order; with ``before``, the latest ``limit`` messages before that position."""
-    columns = "message_id, kind, body, attachments, author_id, status, error_code, reason, at, position"
-    if before is not None:
-        rows = conn.cursor(row_factory=dict_row).execute(
-            f"SELECT {columns} FROM commhub_messages WHERE workspace_id = %s AND conversation_id = %s"
-            " AND position < %s ORDER BY position DESC LIMIT %s",
-            (workspace_id, conversation_id, before, limit),
-        ).fetchall()
-        return rows[::-1]
-    return conn.cursor(row_factory=dict_row).execute(
-        f"SELECT {columns} FROM commhub_messages WHERE workspace_id = %s AND conversation_id = %s AND position > %s"
-        " ORDER BY position LIMIT %s",
-        (workspace_id, conversation_id, after, limit),
-    ).fetchall()
+    return _by_position(
+        conn, "SELECT message_id, kind, body, attachments, author_id, status, error_code, reason, at, position"
+        " FROM commhub_messages", "workspace_id = %s AND conversation_id = %s", (workspace_id, conversation_id),
+        after, before, limit,
+    )
 
 
 def search_contacts(
@@ -129,19 +134,10 @@ def timeline(
 ) -> list[dict[str, Any]]:
     """A contact's timeline (with the duplicates merged into it) in order; with ``before``, the
     latest ``limit`` entries before that position."""
-    columns = "position, contact_id, kind, at, actor_id, conversation_id, detail"
-    if before is not None:
-        rows = conn.cursor(row_factory=dict_row).execute(
-            f"SELECT {columns} FROM commhub_timeline WHERE workspace_id = %s AND contact_id = ANY(%s)"
-            " AND position < %s ORDER BY position DESC LIMIT %s",
-            (workspace_id, subject_ids, before, limit),
-        ).fetchall()
-        return rows[::-1]
-    return conn.cursor(row_factory=dict_row).execute(
-        f"SELECT {columns} FROM commhub_timeline WHERE workspace_id = %s AND contact_id = ANY(%s) AND position > %s"
-        " ORDER BY position LIMIT %s",
-        (workspace_id, subject_ids, after, limit),
-    ).fetchall()
+    return _by_position(
+        conn, "SELECT position, contact_id, kind, at, actor_id, conversation_id, detail FROM commhub_timeline",
+        "workspace_id = %s AND contact_id = ANY(%s)", (workspace_id, subject_ids), after, before, limit,
+    )
 
 
 def consents(conn: Any, workspace_id: UUID, contact_id: UUID) -> list[dict[str, Any]]:
