@@ -17,7 +17,7 @@ class OutboundMessage:
     conversation_id: UUID
     contact_id: UUID
     channel: str
-    body: str
+    body: str | None
     attempt: int
 
 

@@ -23,6 +23,7 @@ EXT_TUPLE = 7
 EXT_FROZENSET = 8
 EXT_SET = 9
 EXT_SEALED = 10  # reserved for adapters.sealing
+EXT_ERASED = 11  # reserved for adapters.sealing: an erased value in a snapshot
 
 
 def _zone(tz: Any) -> str | None:

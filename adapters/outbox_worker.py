@@ -57,12 +57,31 @@ class OutboxWorker:
                 "UPDATE commhub_outbox SET attempts = attempts + 1, next_attempt_at = %s"
                 " WHERE message_id IN (SELECT message_id FROM commhub_outbox WHERE status = 'pending'"
                 " AND next_attempt_at <= %s ORDER BY next_attempt_at LIMIT %s FOR UPDATE SKIP LOCKED)"
-                " RETURNING message_id, workspace_id, conversation_id, contact_id, channel, body, attempts",
+                " RETURNING message_id, workspace_id, conversation_id, contact_id, channel, body, attempts, purpose",
                 (now + LEASE, now, limit),
             ).fetchall()
-        for row in rows:
-            self._deliver(OutboundMessage(*row))
+        for *fields, purpose in rows:
+            message = OutboundMessage(*fields)
+            refusal = self._refusal(message, purpose, now)
+            if refusal is None:
+                self._deliver(message)
+            else:
+                self._cancel(message, refusal)
         return len(rows)
+
+    def _refusal(self, message: OutboundMessage, purpose: str, now: datetime) -> str | None:
+        """Consent is checked again at the moment of sending: a STOP, a restriction or an erasure
+        that arrived while the message waited stops it."""
+        if message.body is None:
+            return "erased"
+        decision = self.app.may_send(message.workspace_id, message.contact_id, message.channel, purpose, now)
+        return None if decision.allowed else str(decision.reason)
+
+    def _cancel(self, message: OutboundMessage, reason: str) -> None:
+        now = self.clock()
+        self.app.record_delivery(message.workspace_id, message.conversation_id, message.message_id, "cancelled",
+                                 reason, now)
+        self._finish(message, "cancelled", reason, now, done=True)
 
     def _deliver(self, message: OutboundMessage) -> None:
         channel = self.channels.get(message.channel)

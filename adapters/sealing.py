@@ -18,7 +18,7 @@ from eventsourcing.domain import Snapshot
 from eventsourcing.persistence import Mapper, MapperDeserialisationError, StoredEvent
 from eventsourcing.utils import get_topic, resolve_topic
 
-from adapters.codec import EXT_SEALED, MsgspecTranscoder
+from adapters.codec import EXT_ERASED, EXT_SEALED, MsgspecTranscoder
 from adapters.key_vault import KeyVault
 from domain.errors import SealBrokenError
 from domain.personal import ERASED, SUBJECT, personal_fields, personal_state
@@ -80,13 +80,19 @@ class SealingMapper(Mapper):
 
     def _seal_snapshot(self, state: dict[str, Any], originator_id: UUID, version: int) -> dict[str, Any]:
         aggregate_state = dict(state["state"])
-        fields = personal_state(resolve_topic(state["topic"]))
+        aggregate_class = resolve_topic(state["topic"])
+        subject_attr = getattr(aggregate_class, "personal_subject", None)
+        subject_id = aggregate_state[subject_attr] if subject_attr else originator_id
         workspace_id = aggregate_state.get("workspace_id", originator_id)
-        for field in fields:
-            if field in aggregate_state:
-                aggregate_state[field] = self._seal(
-                    aggregate_state[field], originator_id, workspace_id, originator_id, version, SNAPSHOT_TOPIC, field
-                )
+        for field in personal_state(aggregate_class):
+            if field not in aggregate_state:
+                continue
+            if aggregate_state[field] is ERASED:  # a snapshot taken after erasure keeps the marker
+                aggregate_state[field] = msgspec.msgpack.Ext(EXT_ERASED, b"")
+                continue
+            aggregate_state[field] = self._seal(
+                aggregate_state[field], subject_id, workspace_id, originator_id, version, SNAPSHOT_TOPIC, field
+            )
         return aggregate_state
 
     def _seal(
@@ -134,7 +140,11 @@ class SealingMapper(Mapper):
         return domain_event
 
     def _open(self, value: Any, originator_id: UUID, version: int, topic: str, field: str) -> Any:
-        if not (isinstance(value, msgspec.msgpack.Ext) and value.code == EXT_SEALED):
+        if not isinstance(value, msgspec.msgpack.Ext):
+            return value
+        if value.code == EXT_ERASED:
+            return ERASED
+        if value.code != EXT_SEALED:
             return value
         data = value.data
         subject_id = UUID(bytes=bytes(data[:16]))

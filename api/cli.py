@@ -59,6 +59,8 @@ def projections_status() -> None:
     with bootstrap(Settings.from_env()) as hub:
         for name, lag in sorted(hub.projections.lag().items()):
             console.print(f"{name:<10} {'up to date' if lag == 0 else f'{lag} events behind'}")
+        for name, position, error in hub.projections.failures():
+            console.print(f"[red]{name} skipped event {position}: {error}[/] (fix the cause, then rebuild {name})")
 
 
 @projections.command("rebuild")

@@ -18,6 +18,7 @@ from domain.contact import Contact
 from domain.conversation import Conversation, InboundReceipt, check_body, conversation_id_for
 from domain.errors import (
     CannedResponseNotFoundError,
+    ContactErasedError,
     ContactNotFoundError,
     ConversationNotFoundError,
     StaffNotFoundError,
@@ -218,6 +219,8 @@ class CommHub(Application):
     ) -> None:
         survivor = self.get_contact(workspace_id, survivor_id)
         duplicate = self.get_contact(workspace_id, duplicate_id)
+        if self.shredder is not None and self.shredder.is_erased(survivor.id):
+            raise ContactErasedError("contact was erased")  # its erasure is in progress
         survivor.absorb(duplicate, actor_id, now)
         duplicate.mark_merged_into(survivor.id, actor_id, now)
         self.save(survivor, duplicate)
@@ -396,11 +399,20 @@ class CommHub(Application):
         if contact.erased:
             return contact.subject_ids
         assert self.shredder is not None, "erasure needs a key shredder"
-        for subject_id in contact.subject_ids:
-            self.shredder.shred(subject_id, workspace_id, request_id, now)
-        contact = self.get_contact(workspace_id, contact.id)  # reload: personal fields now read as erased
+        shredded: set[UUID] = set()
+        while True:  # a merge saved meanwhile adds subjects: shred until the family is complete
+            for subject_id in contact.subject_ids:
+                if subject_id not in shredded:
+                    self.shredder.shred(subject_id, workspace_id, request_id, now)
+                    shredded.add(subject_id)
+            contact = self.get_contact(workspace_id, contact.id)  # reload: personal fields now read as erased
+            if set(contact.subject_ids) <= shredded:
+                break
         contact.erase(request_id, actor_id, now)
-        self.save(contact)
+        try:
+            self.save(contact)
+        except IntegrityError:  # something was appended meanwhile: record the erasure on the new version
+            return self.erase_contact(workspace_id, contact.id, request_id=request_id, actor_id=actor_id, now=now)
         return contact.subject_ids
 
     # Helpers -------------------------------------------------------------------------------

@@ -9,7 +9,13 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate
 
 from domain.consent import ConsentRecord, ConsentSubject
-from domain.errors import ContactErasedError, ContactMergedError, ContactMergeInvalidError, FieldNotRectifiableError
+from domain.errors import (
+    ConsentExpiryInvalidError,
+    ContactErasedError,
+    ContactMergedError,
+    ContactMergeInvalidError,
+    FieldNotRectifiableError,
+)
 from domain.identifiers import Channel, Purpose
 from domain.personal import ERASED, SUBJECT, is_erased
 
@@ -33,7 +39,7 @@ class Contact(Aggregate):
     """A customer or patient; the data subject of everything recorded about them."""
 
     personal_state: ClassVar[tuple[str, ...]] = (
-        "name", "phone", "email", "time_zone", "custom_fields", "tags", "restriction_reason",
+        "name", "phone", "email", "time_zone", "custom_fields", "tags", "restriction_reason", "consents",
     )
 
     class Event(Aggregate.Event):
@@ -111,10 +117,10 @@ class Contact(Aggregate):
         actor_id: UUID | None
         ip_address: str | None
         expires_at: datetime | None
-        personal: ClassVar[dict[str, str]] = {"ip_address": SUBJECT}
+        personal: ClassVar[dict[str, str]] = {"ip_address": SUBJECT, "source": SUBJECT, "wording": SUBJECT}
 
         def apply(self, contact: Contact) -> None:
-            contact.consents[_key(self.channel, self.purpose)] = {
+            _writable(contact, "consents", {})[_key(self.channel, self.purpose)] = {
                 "granted": True, "at": self.timestamp, "source": self.source, "wording": self.wording,
                 "actor_id": self.actor_id, "expires_at": self.expires_at,
             }
@@ -126,10 +132,10 @@ class Contact(Aggregate):
         wording: str
         actor_id: UUID | None
         ip_address: str | None
-        personal: ClassVar[dict[str, str]] = {"ip_address": SUBJECT}
+        personal: ClassVar[dict[str, str]] = {"ip_address": SUBJECT, "source": SUBJECT, "wording": SUBJECT}
 
         def apply(self, contact: Contact) -> None:
-            contact.consents[_key(self.channel, self.purpose)] = {
+            _writable(contact, "consents", {})[_key(self.channel, self.purpose)] = {
                 "granted": False, "at": self.timestamp, "source": self.source, "wording": self.wording,
                 "actor_id": self.actor_id, "expires_at": None,
             }
@@ -172,14 +178,16 @@ class Contact(Aggregate):
         restricted: bool
         objected_to_marketing: bool
         actor_id: UUID | None
-        personal: ClassVar[dict[str, str]] = {"profile": "duplicate_id"}
+        personal: ClassVar[dict[str, str]] = {"profile": "duplicate_id", "consents": "duplicate_id"}
 
         def apply(self, contact: Contact) -> None:
             contact.absorbed.extend(s for s in self.duplicate_subject_ids if s not in contact.absorbed)
             contact.restricted = contact.restricted or self.restricted
             contact.objected_to_marketing = contact.objected_to_marketing or self.objected_to_marketing
-            for key, theirs in self.consents.items():
-                contact.consents[key] = _stricter(contact.consents.get(key), theirs)
+            if not is_erased(self.consents):
+                consents = _writable(contact, "consents", {})
+                for key, theirs in self.consents.items():
+                    consents[key] = _stricter(consents.get(key), theirs)
             if is_erased(self.profile):
                 return
             for field in ("phone", "email", "time_zone"):
@@ -289,6 +297,8 @@ class Contact(Aggregate):
         ip_address: str | None, expires_at: datetime | None, now: datetime,
     ) -> None:
         self._check_active()
+        if expires_at is not None and expires_at.tzinfo is None:
+            raise ConsentExpiryInvalidError("expires_at must include a time zone offset")
         self._trigger(
             self.ConsentGranted, channel=channel.value, purpose=purpose.value, source=source, wording=wording,
             actor_id=actor_id, ip_address=ip_address, expires_at=expires_at, timestamp=now,
@@ -359,6 +369,8 @@ class Contact(Aggregate):
         return [self.id, *self.absorbed]
 
     def consent_subject(self) -> ConsentSubject:
+        if self.erased or is_erased(self.consents):
+            return ConsentSubject(consents={}, erased=True)
         addresses = frozenset(f for f in ("phone", "email") if getattr(self, f) and not is_erased(getattr(self, f)))
         consents = {
             tuple(key.split(":", 1)): ConsentRecord(

@@ -9,12 +9,13 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 from eventsourcing.domain import Aggregate
 
 from domain.errors import ConversationClosedError, LabelInvalidError, MessageBodyInvalidError
+from domain.personal import is_erased
 
 CONVERSATION_NAMESPACE = uuid5(NAMESPACE_URL, "https://commhub.invalid/conversation")
 RECEIPT_NAMESPACE = uuid5(NAMESPACE_URL, "https://commhub.invalid/inbound-receipt")
 MAX_BODY = 20_000
-DELIVERY_STATUSES = ("queued", "sent", "delivered", "undelivered", "failed", "captured")
-FINAL_STATUSES = ("delivered", "undelivered", "failed", "captured")
+DELIVERY_STATUSES = ("queued", "sent", "delivered", "undelivered", "failed", "captured", "cancelled")
+FINAL_STATUSES = ("delivered", "undelivered", "failed", "captured", "cancelled")
 
 
 def conversation_id_for(contact_id: UUID, channel: str, thread: str = "default") -> UUID:
@@ -40,7 +41,8 @@ def check_label(label: str) -> str:
 class Conversation(Aggregate):
     """A thread with one contact on one channel; message bodies are sealed under the contact's key."""
 
-    personal_state: ClassVar[tuple[str, ...]] = ()
+    personal_state: ClassVar[tuple[str, ...]] = ("labels",)
+    personal_subject: ClassVar[str] = "contact_id"  # snapshots seal labels under the contact's key
 
     class Event(Aggregate.Event):
         workspace_id: UUID
@@ -124,18 +126,26 @@ class Conversation(Aggregate):
             conversation.status = "open"
 
     class Labelled(Event):
+        """Labels are free text about one person ("diabetes", "IVF"): sealed like other personal data."""
+
         label: str
         actor_id: UUID | None
+        personal: ClassVar[dict[str, str]] = {"label": "contact_id"}
 
         def apply(self, conversation: Conversation) -> None:
-            conversation.labels.append(self.label)
+            labels = conversation.current_labels
+            if not is_erased(self.label) and self.label not in labels:
+                labels.append(self.label)
 
     class Unlabelled(Event):
         label: str
         actor_id: UUID | None
+        personal: ClassVar[dict[str, str]] = {"label": "contact_id"}
 
         def apply(self, conversation: Conversation) -> None:
-            conversation.labels.remove(self.label)
+            labels = conversation.current_labels
+            if self.label in labels:
+                labels.remove(self.label)
 
     class Snoozed(Event):
         until: datetime
@@ -215,13 +225,20 @@ class Conversation(Aggregate):
         if self.status != "open":
             self._trigger(self.Reopened, actor_id=actor_id, timestamp=now)
 
+    @property
+    def current_labels(self) -> list[str]:
+        """The labels, as a list even when a snapshot of an erased contact's conversation left them erased."""
+        if is_erased(self.labels):
+            self.labels = []
+        return self.labels
+
     def label(self, label: str, actor_id: UUID | None, now: datetime) -> None:
         label = check_label(label)
-        if label not in self.labels:
+        if label not in self.current_labels:
             self._trigger(self.Labelled, label=label, actor_id=actor_id, timestamp=now)
 
     def unlabel(self, label: str, actor_id: UUID | None, now: datetime) -> None:
-        if label in self.labels:
+        if label in self.current_labels:
             self._trigger(self.Unlabelled, label=label, actor_id=actor_id, timestamp=now)
 
     def snooze(self, until: datetime, actor_id: UUID | None, now: datetime) -> None:

@@ -117,3 +117,7 @@ class WorkspaceSlugTakenError(DomainError):
 
 class CannedResponseNotFoundError(NotFoundError):
     """No such canned response in this workspace."""
+
+
+class ConsentExpiryInvalidError(DomainError):
+    """A consent expiry must include a time zone offset."""

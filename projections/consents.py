@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from domain.contact import Contact
-from projections.base import View
+from projections.base import View, clear
 
 DDL = """
 CREATE TABLE IF NOT EXISTS commhub_consents (
@@ -14,8 +14,8 @@ CREATE TABLE IF NOT EXISTS commhub_consents (
     channel text NOT NULL,
     purpose text NOT NULL,
     granted boolean NOT NULL,
-    source text NOT NULL,
-    wording text NOT NULL,
+    source text,
+    wording text,
     actor_id uuid,
     at timestamptz NOT NULL,
     expires_at timestamptz,
@@ -30,14 +30,26 @@ class Consents(View):
     name = "consents"
     ddl = DDL
     tables = ("commhub_consents",)
-    handlers = {Contact.ConsentGranted: "changed", Contact.ConsentWithdrawn: "changed", Contact.Merged: "merged"}
+    handlers = {
+        Contact.ConsentGranted: "changed",
+        Contact.ConsentWithdrawn: "changed",
+        Contact.Merged: "merged",
+        Contact.Erased: "erased",
+    }
 
     def changed(self, conn: Any, e: Any, position: int) -> None:
         granted = isinstance(e, Contact.ConsentGranted)
-        self._upsert(conn, e.originator_id, e.workspace_id, e.channel, e.purpose, granted, e.source, e.wording,
+        self._upsert(conn, e.originator_id, e.workspace_id, e.channel, e.purpose, granted, clear(e.source), clear(e.wording),
                      e.actor_id, e.timestamp, getattr(e, "expires_at", None), position)
 
+    def erased(self, conn: Any, e: Contact.Erased, position: int) -> None:
+        """The evidence is free text about the person; the fact of each grant or withdrawal stays."""
+        conn.execute("UPDATE commhub_consents SET source = NULL, wording = NULL WHERE contact_id = ANY(%s)",
+                     (list(e.subject_ids),))
+
     def merged(self, conn: Any, e: Contact.Merged, position: int) -> None:
+        if clear(e.consents) is None:
+            return
         rows = conn.execute(
             "SELECT channel, purpose, granted, source, wording, actor_id, at, expires_at FROM commhub_consents"
             " WHERE contact_id = %s", (e.originator_id,),

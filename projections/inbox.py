@@ -94,10 +94,14 @@ class Inbox(View):
         self._set(conn, e, position, "status = 'open'")
 
     def labelled(self, conn: Any, e: Conversation.Labelled, position: int) -> None:
-        self._set(conn, e, position, "labels = array_append(array_remove(labels, %s), %s)", e.label, e.label)
+        label = clear(e.label)
+        if label is not None:
+            self._set(conn, e, position, "labels = array_append(array_remove(labels, %s), %s)", label, label)
 
     def unlabelled(self, conn: Any, e: Conversation.Unlabelled, position: int) -> None:
-        self._set(conn, e, position, "labels = array_remove(labels, %s)", e.label)
+        label = clear(e.label)
+        if label is not None:
+            self._set(conn, e, position, "labels = array_remove(labels, %s)", label)
 
     def snoozed(self, conn: Any, e: Conversation.Snoozed, position: int) -> None:
         self._set(conn, e, position, "snoozed_until = %s", e.until)
@@ -106,7 +110,8 @@ class Inbox(View):
         self._set(conn, e, position, "unread = 0")
 
     def erased(self, conn: Any, e: Contact.Erased, position: int) -> None:
-        conn.execute("UPDATE commhub_inbox SET preview = NULL WHERE contact_id = ANY(%s)", (list(e.subject_ids),))
+        conn.execute("UPDATE commhub_inbox SET preview = NULL, labels = '{}' WHERE contact_id = ANY(%s)",
+                     (list(e.subject_ids),))
 
     @staticmethod
     def _set(conn: Any, e: Any, position: int, assignment: str, *values: Any) -> None:

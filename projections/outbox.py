@@ -19,6 +19,7 @@ CREATE TABLE IF NOT EXISTS commhub_outbox (
     conversation_id uuid NOT NULL,
     contact_id uuid NOT NULL,
     channel text NOT NULL,
+    purpose text NOT NULL DEFAULT 'transactional',
     body text,
     status text NOT NULL DEFAULT 'pending',
     attempts integer NOT NULL DEFAULT 0,
@@ -36,14 +37,27 @@ class Outbox(View):
     name = "outbox"
     ddl = DDL
     tables = ("commhub_outbox",)
-    handlers = {Conversation.MessageSent: "queued", Contact.Erased: "erased"}
+    handlers = {
+        Conversation.MessageSent: "queued",
+        Conversation.MessageDeliveryUpdated: "delivered",
+        Contact.Erased: "erased",
+    }
 
     def queued(self, conn: Any, e: Conversation.MessageSent, position: int) -> None:
         conn.execute(
-            "INSERT INTO commhub_outbox (message_id, workspace_id, conversation_id, contact_id, channel, body,"
-            " next_attempt_at, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (message_id) DO NOTHING",
-            (e.message_id, e.workspace_id, e.originator_id, e.contact_id, e.channel, clear(e.body), e.timestamp,
-             e.timestamp),
+            "INSERT INTO commhub_outbox (message_id, workspace_id, conversation_id, contact_id, channel, purpose, body,"
+            " next_attempt_at, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (message_id) DO NOTHING",
+            (e.message_id, e.workspace_id, e.originator_id, e.contact_id, e.channel, e.purpose, clear(e.body),
+             e.timestamp, e.timestamp),
+        )
+
+    def delivered(self, conn: Any, e: Conversation.MessageDeliveryUpdated, position: int) -> None:
+        """A recorded outcome ends the row: rebuilding the outbox never sends a message again."""
+        status = {"failed": "failed", "cancelled": "cancelled"}.get(e.status, "sent")
+        conn.execute(
+            "UPDATE commhub_outbox SET status = %s, body = NULL, last_error = COALESCE(%s, last_error),"
+            " finished_at = COALESCE(finished_at, %s) WHERE message_id = %s AND status = 'pending'",
+            (status, e.error_code, e.timestamp, e.message_id),
         )
 
     def erased(self, conn: Any, e: Contact.Erased, position: int) -> None:

@@ -26,6 +26,13 @@ CREATE TABLE IF NOT EXISTS commhub_projection_positions (
     position bigint NOT NULL DEFAULT 0,
     updated_at timestamptz NOT NULL DEFAULT now()
 );
+CREATE TABLE IF NOT EXISTS commhub_projection_failures (
+    name text NOT NULL,
+    position bigint NOT NULL,
+    error text NOT NULL,
+    failed_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (name, position)
+);
 """
 TRANSIENT = (psycopg.OperationalError, psycopg.InterfaceError, OperationalError, InterfaceError)
 
@@ -109,26 +116,82 @@ class ProjectionRunner:
         if not notifications:
             self._advance(start)
             return 0
-        events = [(n.id, self.app.mapper.to_domain_event(n)) for n in notifications]
+        events = [(n.id, self._decode(n)) for n in notifications]
+        try:
+            reached = self._apply(chosen, start, events, careful=False)
+        except TRANSIENT:
+            raise
+        except Exception:  # some event cannot be applied: redo the batch one event at a time
+            reached = self._apply(chosen, start, events, careful=True)
+        self._advance(min(reached.values()) if reached else events[-1][0])
+        return len(events)
+
+    def _decode(self, notification: Any) -> Any:
+        try:
+            return self.app.mapper.to_domain_event(notification)
+        except TRANSIENT:
+            raise
+        except Exception as error:  # e.g. a broken seal: the event is recorded as failed, not retried forever
+            log.error("event %d cannot be read (%s); projections skip it", notification.id, type(error).__name__)
+            return None
+
+    def _apply(self, chosen: list[str], start: int, events: list[tuple[int, Any]], *, careful: bool) -> dict[str, int]:
+        """Apply events past each projection's locked position; rows and positions commit together.
+
+        In careful mode each event runs in a savepoint, and one that fails is recorded in
+        ``commhub_projection_failures`` and skipped, so a poison event cannot stall every read model.
+        """
+        reached: dict[str, int] = {}
+        last = events[-1][0]
         with self.database.connect() as conn, conn.transaction():
             locked = conn.execute(
                 "SELECT name, position FROM commhub_projection_positions WHERE name = ANY(%s) ORDER BY name FOR UPDATE",
                 (chosen,),
             ).fetchall()
             for name, position in locked:
+                reached[name] = position
+                if position < start:
+                    continue  # reset by a rebuild since we read the positions: its next batch starts lower
                 projection = self.projections[name]
                 for notification_id, event in events:
-                    if notification_id > position:
+                    if notification_id <= position:
+                        continue
+                    if event is None:
+                        self._record_failure(conn, name, notification_id, "unreadable event")
+                    elif careful:
+                        self._apply_one(conn, projection, event, notification_id)
+                    else:
                         projection.process(conn, event, notification_id)
-                last = events[-1][0]
                 if last > position:
                     conn.execute(
                         "UPDATE commhub_projection_positions SET position = %s, updated_at = now() WHERE name = %s",
                         (last, name),
                     )
-            conn.execute("SELECT pg_notify(%s, %s)", (self.channel, str(events[-1][0])))
-        self._advance(min(max(p, events[-1][0]) for _, p in locked) if locked else events[-1][0])
-        return len(events)
+                    reached[name] = last
+            conn.execute("SELECT pg_notify(%s, %s)", (self.channel, str(last)))
+        return reached
+
+    def _apply_one(self, conn: Any, projection: Projection, event: Any, position: int) -> None:
+        try:
+            with conn.transaction():
+                projection.process(conn, event, position)
+        except TRANSIENT:
+            raise
+        except Exception as error:
+            self._record_failure(conn, projection.name, position, type(error).__name__)
+
+    @staticmethod
+    def _record_failure(conn: Any, name: str, position: int, error: str) -> None:
+        log.error("projection %s skipped event %d (%s)", name, position, error)
+        conn.execute(
+            "INSERT INTO commhub_projection_failures (name, position, error) VALUES (%s, %s, %s)"
+            " ON CONFLICT (name, position) DO UPDATE SET error = EXCLUDED.error, failed_at = now()",
+            (name, position, error),
+        )
+
+    def failures(self) -> list[tuple[str, int, str]]:
+        with self.database.connect() as conn:
+            return conn.execute("SELECT name, position, error FROM commhub_projection_failures ORDER BY position").fetchall()
 
     def catch_up(self, names: Iterable[str] | None = None, progress: Callable[[int], None] | None = None) -> int:
         total = 0
@@ -147,6 +210,7 @@ class ProjectionRunner:
             conn.execute("SELECT position FROM commhub_projection_positions WHERE name = %s FOR UPDATE", (name,))
             projection.reset(conn)
             conn.execute("UPDATE commhub_projection_positions SET position = 0 WHERE name = %s", (name,))
+            conn.execute("DELETE FROM commhub_projection_failures WHERE name = %s", (name,))
         return self.catch_up([name], progress)
 
     def lag(self) -> dict[str, int]:

@@ -55,12 +55,14 @@ def detail(e: Any) -> dict[str, Any] | None:
     kind = type(e)
     if kind is Contact.Rectified:
         return {"fields": sorted(clear(e.changes) or [])} if clear(e.changes) is not None else None
+    if kind in (Conversation.Labelled, Conversation.Unlabelled):
+        return {"label": clear(e.label)}
     if kind in (Contact.Tagged, Contact.Untagged):
         return {"tag": clear(e.tag)}
     if kind is Contact.NoteAdded:
         return {"note_id": str(e.note_id), "text": clear(e.text)}
     if kind in (Contact.ConsentGranted, Contact.ConsentWithdrawn):
-        return {"channel": e.channel, "purpose": e.purpose, "source": e.source, "wording": e.wording}
+        return {"channel": e.channel, "purpose": e.purpose, "source": clear(e.source), "wording": clear(e.wording)}
     if kind is Contact.ProcessingRestricted:
         return {"reason": clear(e.reason)}
     if kind is Contact.Merged:

@@ -64,7 +64,8 @@ def test_reading_an_erased_subjects_history_yields_markers_not_errors(hub):
     created, noted, granted = events[0], events[1], events[2]
     assert created.name is ERASED and created.phone is ERASED
     assert noted.text is ERASED
-    assert granted.ip_address is ERASED and granted.channel == "sms" and granted.wording == "Text me offers"
+    assert granted.ip_address is ERASED and granted.wording is ERASED and granted.source is ERASED
+    assert (granted.channel, granted.purpose) == ("sms", "marketing")  # the fact stays, the evidence text goes
     assert type(events[-1]).__name__ == "Erased" and events[-1].subject_ids == [person.contact_id]
 
 
