@@ -71,8 +71,15 @@ def write_key_file(path: Path, kek: bytes) -> None:
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(descriptor, "w") as handle:
         handle.write(encode_kek(kek) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())  # a power cut must not leave an empty key behind
     os.chmod(temporary, 0o600)
     os.replace(temporary, path)
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
 
 
 def previous_key_file(path: Path) -> Path:

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from psycopg_pool import ConnectionPool
 
 from adapters.kek import Keyring
-from adapters.postgres import Database
+from adapters.postgres import KEEPALIVE, Database
 from domain.errors import KeyMissingError, SubjectErasedError
 
 log = logging.getLogger(__name__)
@@ -47,6 +47,8 @@ CREATE TABLE IF NOT EXISTS commhub_key_tombstones (
 """
 
 _ERASED = object()  # cached answer for a shredded subject
+ROTATION_LOCK = 7261002  # held shared by every running vault; `keys rotate` needs it exclusively
+
 
 
 @dataclass(frozen=True)
@@ -240,7 +242,7 @@ class KeyVault:
             done += len(rows)
             if progress is not None and rows:
                 progress(len(rows))
-            if len(rows) < batch_size:
+            if not rows:  # a short batch may only mean rows were locked: stop when none are left
                 return done + self._rewrap_index_keys()
 
     def _rewrap_index_keys(self) -> int:
@@ -319,8 +321,9 @@ class KeyVault:
     def _listen(self) -> None:
         while not self._stopping.is_set():
             try:
-                with self.database.connect(autocommit=True) as conn:
+                with self.database.connect(autocommit=True, **KEEPALIVE) as conn:
                     conn.execute(psycopg.sql.SQL("LISTEN {}").format(psycopg.sql.Identifier(self.channel)))
+                    conn.execute("SELECT pg_try_advisory_lock_shared(%s)", (ROTATION_LOCK,))
                     self._evict(None)  # anything cached before we listened may be stale
                     self._listening.set()
                     while not self._stopping.is_set():

@@ -11,6 +11,10 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool
 
 
+# Long-lived LISTEN connections must notice a dead peer instead of waiting silently forever.
+KEEPALIVE = {"keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10, "keepalives_count": 3}
+
+
 @dataclass(frozen=True)
 class Database:
     """Where the data lives: a server (conninfo) and the schema holding commhub's tables."""

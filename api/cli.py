@@ -8,17 +8,19 @@ import threading
 from dataclasses import asdict, replace
 from datetime import datetime
 from pathlib import Path
+from typing import Callable
 from uuid import UUID
 
 import typer
 from rich.console import Console
 from rich.progress import Progress
 
-from adapters.kek import Keyring, encode_kek, generate_kek, load_keyring, previous_key_file, write_key_file
-from adapters.key_vault import KeyVault, Tombstone
+from adapters.kek import encode_kek, generate_kek, load_keyring, previous_key_file, write_key_file
+from adapters.key_vault import ROTATION_LOCK, KeyVault, Tombstone
 from api import logs
 from api.bootstrap import bootstrap, start_database
 from api.settings import Settings
+from domain.errors import ContactNotFoundError
 
 app = typer.Typer(help="commhub: a self-hosted communications hub.", no_args_is_help=True)
 keys = typer.Typer(help="Key encryption keys, data keys and tombstones.", no_args_is_help=True)
@@ -118,32 +120,28 @@ def keys_status() -> None:
 def keys_rotate() -> None:
     """Re-wrap every data key under a new KEK. Events are not touched.
 
-    With a key file (the default), a new KEK is generated and the old one kept beside it until
-    every data key is re-wrapped. With COMMHUB_KEK, set the new key there and the old one in
+    With a key file (the default), stop servers and workers first (the command refuses otherwise):
+    a new KEK is generated and the old one kept beside it until every data key is re-wrapped, so an
+    interrupted rotation resumes when run again. With COMMHUB_KEK, set the new key there and the old one in
     COMMHUB_PREVIOUS_KEKS, then run this to re-wrap.
     """
     settings = Settings.from_env()
     key_file = settings.resolved_kek_file
-    if settings.kek is None:
-        old_file = previous_key_file(key_file)
-        if not old_file.exists():
-            current = load_keyring(None, key_file).current
-            write_key_file(old_file, current)
-            write_key_file(key_file, generate_kek())
-    keyring = load_keyring(settings.kek, key_file, settings.previous_keks)
-    with _vault(settings, keyring) as vault:
+    from_file = settings.kek is None
+    with _vault(settings, exclusive=from_file, prepare_keys=(lambda: _next_key_file(key_file)) if from_file else None) as vault:
         _, pending = vault.count_keys()
         with Progress(console=console) as progress:
             task = progress.add_task("re-wrapping data keys", total=pending or 1)
             done = vault.rewrap(progress=lambda n: progress.advance(task, n))
             progress.update(task, completed=pending or 1)
         _, left = vault.count_keys()
+        keyring = vault.keyring
     if left:
         console.print(f"[red]{left} data keys are still wrapped by a KEK that is not configured[/]")
         raise typer.Exit(1)
     if settings.kek is None:
         previous_key_file(key_file).unlink(missing_ok=True)
-    console.print(f"re-wrapped {done} data keys under KEK {keyring.current_id}; restart running servers")
+    console.print(f"re-wrapped {done} data keys under KEK {keyring.current_id}")
 
 
 @keys.command("export-tombstones")
@@ -157,30 +155,76 @@ def keys_export_tombstones(path: Path) -> None:
 
 @keys.command("reapply-tombstones")
 def keys_reapply_tombstones(path: Path) -> None:
-    """After restoring a backup: shred again the keys of everyone erased since it was taken."""
+    """After restoring a backup: shred again the keys of everyone erased since it was taken, record
+    their erasure again, and purge their rows from the read models (the restored ones hold them)."""
     stones = [
         Tombstone(UUID(s["subject_id"]), UUID(s["workspace_id"]), UUID(s["request_id"]), datetime.fromisoformat(s["erased_at"]))
         for s in json.loads(path.read_text())
     ]
-    with _vault(Settings.from_env()) as vault:
-        shredded = vault.reapply(stones)
-    console.print(f"{len(stones)} tombstones applied; {shredded} restored keys shredded again")
+    with bootstrap(Settings.from_env()) as hub:
+        shredded = hub.vault.reapply(stones)
+        recorded = 0
+        for stone in stones:
+            try:
+                contact = hub.app.get_contact(stone.workspace_id, stone.subject_id)
+            except ContactNotFoundError:
+                continue  # a staff member, or a contact created after the backup
+            if not contact.erased:
+                hub.app.erase_contact(stone.workspace_id, stone.subject_id, request_id=stone.request_id,
+                                      actor_id=None, now=stone.erased_at)
+                recorded += 1
+        hub.projections.catch_up()
+    console.print(f"{len(stones)} tombstones applied; {shredded} restored keys shredded again; "
+                  f"{recorded} erasures recorded again")
+
+
+def _next_key_file(key_file: Path) -> None:
+    """Keep the current KEK as ``.previous`` and write a new one; resumes an interrupted rotation."""
+    old_file = previous_key_file(key_file)
+    if old_file.exists() and old_file.read_text() != key_file.read_text():
+        return  # a rotation was interrupted after the new key was written: finish it
+    write_key_file(old_file, load_keyring(None, key_file).current)
+    write_key_file(key_file, generate_kek())
 
 
 class _vault:
-    """A started key vault (and embedded database, if any) for one command."""
+    """A started key vault (and embedded database, if any) for one command.
 
-    def __init__(self, settings: Settings, keyring: Keyring | None = None) -> None:
+    ``exclusive`` first takes the rotation lock, which every running vault holds shared: a key
+    file rotation refuses to run while a server or worker could still wrap keys with the old KEK.
+    """
+
+    def __init__(self, settings: Settings, *, exclusive: bool = False,
+                 prepare_keys: Callable[[], None] | None = None) -> None:
         self.settings = settings
-        self.keyring = keyring or load_keyring(settings.kek, settings.resolved_kek_file, settings.previous_keks)
+        self.exclusive = exclusive
+        self.prepare_keys = prepare_keys
+        self.lock = None
 
     def __enter__(self) -> KeyVault:
         self.database, self.embedded = start_database(self.settings)
-        self.vault = KeyVault(self.database, self.keyring).start()
+        try:
+            if self.exclusive:
+                self.lock = self.database.connect(autocommit=True)
+                if not self.lock.execute("SELECT pg_try_advisory_lock(%s)", (ROTATION_LOCK,)).fetchone()[0]:
+                    console.print("[red]a commhub server or worker is running on this database; stop it first[/]")
+                    raise typer.Exit(1)
+            if self.prepare_keys is not None:
+                self.prepare_keys()
+            keyring = load_keyring(self.settings.kek, self.settings.resolved_kek_file, self.settings.previous_keks)
+            self.vault = KeyVault(self.database, keyring).start()
+        except BaseException:
+            self._release()
+            raise
         return self.vault
 
     def __exit__(self, *exc: object) -> None:
         self.vault.close()
+        self._release()
+
+    def _release(self) -> None:
+        if self.lock is not None:
+            self.lock.close()
         if self.embedded is not None:
             self.embedded.stop()
 

@@ -15,7 +15,7 @@ from uuid import UUID
 
 import psycopg
 
-from adapters.postgres import Database
+from adapters.postgres import KEEPALIVE, Database
 from domain.application import CommHub
 from domain.contact import Contact
 from domain.conversation import Conversation
@@ -109,13 +109,22 @@ class LiveFeed:
             if not page:
                 break
             for notification in page:
-                event = self.app.mapper.to_domain_event(notification)
-                if getattr(event, "workspace_id", None) == workspace_id:
-                    update = to_update(event, notification.id)
-                    if update is not None:
-                        updates.append(update)
+                if self._workspace_of(notification) != workspace_id:
+                    continue  # other tenants' events are never unsealed for this client
+                update = to_update(self.app.mapper.to_domain_event(notification), notification.id)
+                if update is not None:
+                    updates.append(update)
             start = page[-1].id + 1
         return updates
+
+    def _workspace_of(self, notification: Any) -> UUID | None:
+        """The event's workspace, read from its stored state without unsealing anything."""
+        try:
+            state = self.app.mapper.transcoder.decode(notification.state)
+        except Exception:  # an unreadable event concerns nobody's socket
+            return None
+        workspace_id = state.get("workspace_id") if isinstance(state, dict) else None
+        return workspace_id if isinstance(workspace_id, UUID) else None
 
     def _dispatch(self, workspace_id: UUID, update: dict[str, Any]) -> None:
         for queue in list(self._subscribers.get(workspace_id, ())):
@@ -124,10 +133,9 @@ class LiveFeed:
     def _publish(self, notifications: list[Any]) -> None:
         assert self._loop is not None
         for notification in notifications:
-            event = self.app.mapper.to_domain_event(notification)
-            workspace_id = getattr(event, "workspace_id", None)
+            workspace_id = self._workspace_of(notification)
             if workspace_id is not None and workspace_id in self._subscribers:
-                update = to_update(event, notification.id)
+                update = to_update(self.app.mapper.to_domain_event(notification), notification.id)
                 if update is not None:
                     self._loop.call_soon_threadsafe(self._dispatch, workspace_id, update)
             self.position = notification.id
@@ -136,7 +144,7 @@ class LiveFeed:
         backoff = 0.2
         while not self._stopping.is_set():
             try:
-                with self.database.connect(autocommit=True) as listener:
+                with self.database.connect(autocommit=True, **KEEPALIVE) as listener:
                     listener.execute(psycopg.sql.SQL("LISTEN {}").format(
                         psycopg.sql.Identifier(projected_channel(self.database))))
                     self.connected.set()

@@ -137,3 +137,19 @@ class SandboxInbound(Body):
     default_region: str | None = Field(default=None, min_length=2, max_length=2)
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class ContactSearch(Body):
+    """Search terms are personal data, so they travel in a body, never in a URL."""
+
+    q: str | None = Field(default=None, max_length=100)
+    cursor: str | None = Field(default=None, max_length=200)
+    limit: int = Field(default=50, ge=1, le=200)
+
+
+class ConversationSearch(Body):
+    view: Literal["all", "open", "closed", "mine", "unassigned"] = "open"
+    label: str | None = Field(default=None, max_length=40)
+    channel: Literal["sms", "email", "voice", "webchat", "social"] | None = None
+    cursor: str | None = Field(default=None, max_length=200)
+    limit: int = Field(default=50, ge=1, le=200)

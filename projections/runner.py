@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterable, Protocol, Sequence
 import psycopg
 from eventsourcing.persistence import InterfaceError, OperationalError
 
-from adapters.postgres import Database
+from adapters.postgres import KEEPALIVE, Database
 from domain.application import CommHub
 
 log = logging.getLogger(__name__)
@@ -243,7 +243,7 @@ class ProjectionRunner:
         backoff = 0.2
         while not self._stopping.is_set():
             try:
-                with self.database.connect(autocommit=True) as listener:
+                with self.database.connect(autocommit=True, **KEEPALIVE) as listener:
                     listener.execute(psycopg.sql.SQL("LISTEN {}").format(psycopg.sql.Identifier(self.app.recorder.channel_name)))
                     backoff = 0.2
                     while not self._stopping.is_set():

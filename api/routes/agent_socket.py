@@ -32,7 +32,9 @@ async def agent_socket(socket: WebSocket) -> None:
         token = str(hello["token"])
         after = hello.get("after")
         after = int(after) if after is not None else None
-    except (asyncio.TimeoutError, ValueError, KeyError, TypeError):
+        if after is not None and not 0 <= after < 2**62:
+            raise ValueError("after out of range")
+    except (asyncio.TimeoutError, ValueError, KeyError, TypeError, OverflowError):
         await socket.close(4401, "send {\"token\": ..., \"after\": N} first")
         return
     except WebSocketDisconnect:
@@ -77,8 +79,12 @@ async def _pump(
         while not receiver.done():
             if loop.time() - checked > TOKEN_RECHECK_SECONDS:
                 checked = loop.time()
-                if await run_in_threadpool(still_valid) is None:
+                holder = await run_in_threadpool(still_valid)
+                if holder is None:
                     await socket.close(4401, "token is invalid, expired or revoked")
+                    return
+                if "inbox" not in PERMISSIONS.get(holder.role, frozenset()):
+                    await socket.close(4403, "role may not use the inbox")
                     return
             getter = getter or asyncio.create_task(queue.get())  # kept across timeouts: no update is lost
             done, _ = await asyncio.wait({getter, receiver}, timeout=TOKEN_RECHECK_SECONDS,

@@ -14,6 +14,7 @@ from api.present import plain
 from api.schemas import (
     ConsentRequest,
     ContactCreate,
+    ContactSearch,
     ContactUpdate,
     MergeRequest,
     NoteRequest,
@@ -48,12 +49,20 @@ def create_contact(body: ContactCreate, principal: Contacts, hub: HubDep) -> dic
 
 
 @router.get("")
-def search_contacts(
-    principal: Contacts, conn: Conn, q: str | None = Query(default=None, max_length=100),
-    cursor: str | None = Query(default=None, max_length=200), limit: int = Query(default=50, ge=1, le=200),
+def list_contacts(
+    principal: Contacts, conn: Conn, cursor: str | None = Query(default=None, max_length=200),
+    limit: int = Query(default=50, ge=1, le=200),
 ) -> dict[str, Any]:
-    """Search by name, email or phone digits; newest first, paginated by cursor."""
-    rows, next_cursor = queries.search_contacts(conn, principal.workspace_id, q, cursor=cursor, limit=limit)
+    """Contacts, newest first, paginated by cursor. To search, POST to /contacts/search."""
+    rows, next_cursor = queries.search_contacts(conn, principal.workspace_id, None, cursor=cursor, limit=limit)
+    return {"items": plain(rows), "next_cursor": next_cursor}
+
+
+@router.post("/search")
+def search_contacts(body: ContactSearch, principal: Contacts, conn: Conn) -> dict[str, Any]:
+    """Search by name, email or phone digits (in the body: search terms never go in URLs)."""
+    rows, next_cursor = queries.search_contacts(conn, principal.workspace_id, body.q, cursor=body.cursor,
+                                                limit=body.limit)
     return {"items": plain(rows), "next_cursor": next_cursor}
 
 

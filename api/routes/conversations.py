@@ -9,7 +9,14 @@ from fastapi import APIRouter, HTTPException, Query
 
 from api.deps import Conn, HubDep, Inbox, now, settle
 from api.present import plain
-from api.schemas import AssignRequest, LabelsRequest, NoteRequest, ReplyRequest, SnoozeRequest
+from api.schemas import (
+    AssignRequest,
+    ConversationSearch,
+    LabelsRequest,
+    NoteRequest,
+    ReplyRequest,
+    SnoozeRequest,
+)
 from projections import queries
 
 router = APIRouter(prefix="/api/v1/conversations", tags=["conversations"])
@@ -19,14 +26,22 @@ router = APIRouter(prefix="/api/v1/conversations", tags=["conversations"])
 def list_conversations(
     principal: Inbox, conn: Conn,
     view: Literal["all", "open", "closed", "mine", "unassigned"] = "open",
-    label: str | None = Query(default=None, max_length=40),
     channel: Literal["sms", "email", "voice", "webchat", "social"] | None = None,
     cursor: str | None = Query(default=None, max_length=200),
     limit: int = Query(default=50, ge=1, le=200),
 ) -> dict[str, Any]:
     """Conversations by last activity, newest first; ``next_cursor`` fetches the next page."""
     rows, next_cursor = queries.list_inbox(conn, principal.workspace_id, view=view, staff_id=principal.staff_id,
-                                           label=label, channel=channel, cursor=cursor, limit=limit)
+                                           channel=channel, cursor=cursor, limit=limit)
+    return {"items": plain(rows), "next_cursor": next_cursor}
+
+
+@router.post("/search")
+def search_conversations(body: ConversationSearch, principal: Inbox, conn: Conn) -> dict[str, Any]:
+    """The list filtered by label too (labels may be health details, so they travel in the body)."""
+    rows, next_cursor = queries.list_inbox(conn, principal.workspace_id, view=body.view, staff_id=principal.staff_id,
+                                           label=body.label, channel=body.channel, cursor=body.cursor,
+                                           limit=body.limit)
     return {"items": plain(rows), "next_cursor": next_cursor}
 
 

@@ -23,8 +23,22 @@ def list_staff(principal: Inbox, conn: Conn) -> dict[str, Any]:
     return {"items": plain(queries.list_staff(conn, principal.workspace_id))}
 
 
+def _check_role_change(principal: Any, conn: Any, new_role: str, staff_id: UUID | None = None) -> None:
+    """Only owners grant or take away ownership; nobody changes their own role; one owner always remains."""
+    if staff_id == principal.staff_id:
+        raise HTTPException(403, "You cannot change your own role")
+    current = queries.get_staff(conn, principal.workspace_id, staff_id) if staff_id else None
+    if "owner" in (new_role, current and current["role"]) and principal.role != "owner":
+        raise HTTPException(403, "Only an owner can grant or remove the owner role")
+    if current and current["role"] == "owner" and new_role != "owner":
+        owners = [s for s in queries.list_staff(conn, principal.workspace_id) if s["role"] == "owner" and s["active"]]
+        if len(owners) <= 1:
+            raise HTTPException(409, "A workspace must keep at least one owner")
+
+
 @router.post("/staff", status_code=201)
 def add_staff(body: StaffCreate, principal: Staff, hub: HubDep, conn: Conn) -> dict[str, Any]:
+    _check_role_change(principal, conn, body.role)
     email = normalise_email(body.email)
     if queries.staff_for_login(conn, principal.workspace_id, email) is not None:
         raise HTTPException(409, "A staff member with this email already exists")
@@ -40,6 +54,9 @@ def add_staff(body: StaffCreate, principal: Staff, hub: HubDep, conn: Conn) -> d
 
 @router.patch("/staff/{staff_id}")
 def change_role(staff_id: UUID, body: StaffUpdate, principal: Staff, hub: HubDep, conn: Conn) -> dict[str, Any]:
+    if queries.get_staff(conn, principal.workspace_id, staff_id) is None:
+        raise HTTPException(404, "Staff member not found")
+    _check_role_change(principal, conn, body.role, staff_id)
     hub.app.change_staff_role(principal.workspace_id, staff_id, body.role, principal.staff_id, now())
     settle(hub)
     return plain(queries.get_staff(conn, principal.workspace_id, staff_id))

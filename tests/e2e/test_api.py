@@ -135,7 +135,7 @@ def test_contacts_are_found_by_name_email_or_phone_digits(owner):
     other = new_contact(owner, name=f"Someone {uuid.uuid4().hex[:8]} Else")
 
     def found(query: str) -> list[str]:
-        return [c["contact_id"] for c in owner.ok("GET", CONTACTS, params={"q": query})["items"]]
+        return [c["contact_id"] for c in owner.ok("POST", f"{CONTACTS}/search", {"q": query})["items"]]
 
     assert found(f"MARGUERITE {marker}") == [contact["contact_id"]]
     assert found(f"m.{marker}@EXAMPLE") == [contact["contact_id"]]
@@ -150,8 +150,8 @@ def test_rectifying_a_contact_corrects_its_profile_search_and_timeline(owner):
     corrected = owner.ok("PATCH", f"{CONTACTS}/{contact['contact_id']}",
                          {"name": new_name, "phone": "+33 6 12 34 56 78", "time_zone": "Europe/Paris"})
     assert (corrected["name"], corrected["phone"], corrected["time_zone"]) == (new_name, "+33612345678", "Europe/Paris")
-    assert owner.ok("GET", CONTACTS, params={"q": old_name})["items"] == []
-    assert [c["name"] for c in owner.ok("GET", CONTACTS, params={"q": new_name})["items"]] == [new_name]
+    assert owner.ok("POST", f"{CONTACTS}/search", {"q": old_name})["items"] == []
+    assert [c["name"] for c in owner.ok("POST", f"{CONTACTS}/search", {"q": new_name})["items"]] == [new_name]
     entries = owner.ok("GET", f"{CONTACTS}/{contact['contact_id']}/timeline")["items"]
     assert [e["kind"] for e in entries] == ["contact.created", "contact.rectified"]
     assert entries[1]["detail"] == {"fields": ["name", "phone", "time_zone"]}
@@ -163,7 +163,7 @@ def test_tags_are_added_and_removed(owner):
     path = f"{CONTACTS}/{contact['contact_id']}/tags"
     assert owner.ok("POST", path, {"add": ["vip", "physio", "vip"]})["tags"] == ["vip", "physio"]
     assert owner.ok("POST", path, {"remove": ["vip", "never-had-it"]})["tags"] == ["physio"]
-    assert owner.ok("GET", CONTACTS, params={"q": contact["name"]})["items"][0]["tags"] == ["physio"]
+    assert owner.ok("POST", f"{CONTACTS}/search", {"q": contact["name"]})["items"][0]["tags"] == ["physio"]
 
 
 def test_the_timeline_shows_creation_notes_and_consent_changes_in_order(owner):
@@ -211,7 +211,7 @@ def test_merging_two_contacts_keeps_one_with_the_profile_of_both(owner):
     assert merged["tags"] == ["from-duplicate"]
     assert [n["text"] for n in merged["notes"]] == ["Note on the duplicate"]
     assert owner.ok("GET", f"{CONTACTS}/{duplicate['contact_id']}")["merged_into"] == survivor["contact_id"]
-    assert owner.ok("GET", CONTACTS, params={"q": duplicate["name"]})["items"] == []
+    assert owner.ok("POST", f"{CONTACTS}/search", {"q": duplicate["name"]})["items"] == []
     problem = assert_problem(owner.post(f"{CONTACTS}/{duplicate['contact_id']}/notes", {"text": "late"}), 409)
     assert problem["code"] == "ContactMergedError"
     assert "contact.merged" in timeline_kinds(owner, survivor["contact_id"])
@@ -256,7 +256,7 @@ def test_the_inbox_filters_open_closed_mine_and_unassigned(owner):
     owner.ok("POST", f"{CONVERSATIONS}/{closed}/close")
 
     def view(name: str) -> set[str]:
-        items = owner.ok("GET", CONVERSATIONS, params={"view": name, "label": label})["items"]
+        items = owner.ok("POST", f"{CONVERSATIONS}/search", {"view": name, "label": label})["items"]
         return {c["conversation_id"] for c in items}
 
     assert view("all") == {mine, unassigned, closed}
@@ -264,7 +264,7 @@ def test_the_inbox_filters_open_closed_mine_and_unassigned(owner):
     assert view("closed") == {closed}
     assert view("mine") == {mine}
     assert view("unassigned") == {unassigned}
-    default = {c["conversation_id"] for c in owner.ok("GET", CONVERSATIONS, params={"label": label})["items"]}
+    default = {c["conversation_id"] for c in owner.ok("POST", f"{CONVERSATIONS}/search", {"label": label})["items"]}
     assert default == {mine, unassigned}
 
 
@@ -476,7 +476,7 @@ def test_text_with_a_nul_character_is_refused_and_the_read_models_keep_working(d
         poisoned = api.post(CONTACTS, {"name": "Ann\x00Other"})
         assert_problem(poisoned, 422)
         later = new_contact(api)
-        found = wait_for(lambda: api.ok("GET", CONTACTS, params={"q": later["name"]})["items"], timeout=8,
+        found = wait_for(lambda: api.ok("POST", f"{CONTACTS}/search", {"q": later["name"]})["items"], timeout=8,
                          what="a contact created afterwards to be searchable")
         assert found[0]["contact_id"] == later["contact_id"]
 
@@ -554,4 +554,4 @@ def test_every_route_answers_garbage_with_4xx_problems_and_never_a_5xx(demo_serv
     assert not failures, f"{len(failures)} of {requests} requests failed:\n" + "\n".join(sorted(set(failures))[:60])
     with demo_login(demo_server) as api:  # and the server still works afterwards
         after = new_contact(api)
-        assert api.ok("GET", CONTACTS, params={"q": after["name"]})["items"][0]["contact_id"] == after["contact_id"]
+        assert api.ok("POST", f"{CONTACTS}/search", {"q": after["name"]})["items"][0]["contact_id"] == after["contact_id"]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import uuid
+from datetime import datetime, timezone
 import subprocess
 import sys
 from pathlib import Path
@@ -72,4 +74,38 @@ def test_tombstones_export_and_reapply_round_trip(seeded, tmp_path):
     assert commhub(env, "keys", "export-tombstones", str(exported)).returncode == 0
     assert '"subject_id"' in exported.read_text()
     result = commhub(env, "keys", "reapply-tombstones", str(exported))
-    assert result.returncode == 0 and "1 tombstones applied; 0 restored keys shredded again" in result.stdout
+    assert result.returncode == 0, result.stderr
+    assert "1 tombstones applied; 0 restored keys shredded again; 0 erasures recorded again" in result.stdout
+
+
+def test_reapplying_tombstones_after_a_restore_erases_again_and_purges_read_models(seeded, fresh_database, tmp_path):
+    env, workspace_id, _ = seeded
+    exported = tmp_path / "tombstones.json"
+    with bootstrap(Settings.from_env(env), database=fresh_database) as hub:
+        contact_id = hub.app.find_or_create_contact(workspace_id, kind="phone", value="+447912345678",
+                                                    name="Restored Rowena", now=datetime.now(timezone.utc))
+        hub.projections.catch_up()
+        with fresh_database.connect() as conn:
+            for table, key in (("commhub_data_keys", "subject_id"), ("commhub_contacts", "contact_id")):
+                conn.execute(f"CREATE TABLE backup_{table} AS SELECT * FROM {table} WHERE {key} = %s", (contact_id,))
+            position = conn.execute("SELECT max(notification_id) FROM commhub_events").fetchone()[0]
+        hub.app.erase_contact(workspace_id, contact_id, request_id=uuid.uuid4(), actor_id=None,
+                              now=datetime.now(timezone.utc))
+    assert commhub(env, "keys", "export-tombstones", str(exported)).returncode == 0
+    with fresh_database.connect() as conn:  # "restore" the backup: key, projection row and events as they were
+        conn.execute("DELETE FROM commhub_key_tombstones")
+        conn.execute("DELETE FROM commhub_events WHERE notification_id > %s", (position,))
+        conn.execute("DELETE FROM commhub_contacts WHERE contact_id = %s", (contact_id,))
+        for table in ("commhub_data_keys", "commhub_contacts"):
+            conn.execute(f"INSERT INTO {table} SELECT * FROM backup_{table}")
+            conn.execute(f"DROP TABLE backup_{table}")
+        conn.execute("UPDATE commhub_projection_positions SET position = %s", (position,))
+        assert conn.execute("SELECT name FROM commhub_contacts WHERE contact_id = %s", (contact_id,)).fetchone()[0]
+
+    result = commhub(env, "keys", "reapply-tombstones", str(exported))
+
+    assert result.returncode == 0, result.stderr
+    assert "1 restored keys shredded again; 1 erasures recorded again" in result.stdout
+    with fresh_database.connect() as conn:
+        assert conn.execute("SELECT name, phone, status FROM commhub_contacts WHERE contact_id = %s",
+                            (contact_id,)).fetchone() == (None, None, "erased")
