@@ -555,3 +555,20 @@ def test_every_route_answers_garbage_with_4xx_problems_and_never_a_5xx(demo_serv
     with demo_login(demo_server) as api:  # and the server still works afterwards
         after = new_contact(api)
         assert api.ok("POST", f"{CONTACTS}/search", {"q": after["name"]})["items"][0]["contact_id"] == after["contact_id"]
+
+
+def test_only_an_owner_hands_out_ownership_and_nobody_changes_their_own_role(server, owner):
+    credentials = demo_credentials(server)
+    password = "a long enough password"
+    email = f"{unique('admin')}@demo.example"
+    admin_staff = owner.ok("POST", "/api/v1/staff", {"name": "Ada Admin", "email": email, "role": "admin",
+                                                     "password": password})
+    admin = login(server.url, credentials["workspace_slug"], email, password)
+    with admin:
+        assert_problem(admin.patch(f"/api/v1/staff/{admin_staff['staff_id']}", {"role": "owner"}), 403)
+        assert_problem(admin.post("/api/v1/staff", {"name": "Sneaky", "email": f"{unique('o')}@demo.example",
+                                                    "role": "owner", "password": password}), 403)
+        assert_problem(admin.patch(f"/api/v1/staff/{owner.me['staff_id']}", {"role": "agent"}), 403)
+    assert_problem(owner.patch(f"/api/v1/staff/{owner.me['staff_id']}", {"role": "agent"}), 403)
+    promoted = owner.ok("PATCH", f"/api/v1/staff/{admin_staff['staff_id']}", {"role": "owner"})
+    assert promoted["role"] == "owner"

@@ -104,3 +104,60 @@ def test_erasure_blanks_every_projection_row_of_the_contact(isolated_hub):
         assert appearances(dump, secret) == [], secret
     for secret in [kept.name, kept.phone, kept.note, f"Reply to {kept.name}"]:
         assert appearances(dump, secret) == ["text"], secret  # plaintext only in its subject's projection rows
+
+
+class Fragile:
+    """A projection whose handler fails on one kind of event, as a bug or bad data would make it."""
+
+    name = "fragile"
+
+    def setup(self, conn) -> None:
+        conn.execute("CREATE TABLE IF NOT EXISTS fragile_rows (position bigint PRIMARY KEY)")
+
+    def reset(self, conn) -> None:
+        conn.execute("DELETE FROM fragile_rows")
+
+    def process(self, conn, event, position) -> None:
+        if type(event).__name__ == "NoteAdded":
+            raise ValueError("cannot handle notes")
+        conn.execute("INSERT INTO fragile_rows VALUES (%s)", (position,))
+
+
+def test_an_event_a_projection_cannot_apply_is_recorded_and_skipped_not_retried_forever(isolated_hub):
+    from projections.runner import ProjectionRunner
+
+    app = isolated_hub.app
+    person = new_person(app, new_workspace(app), "Vera")  # workspace, contact, then a note
+    runner = ProjectionRunner(app, isolated_hub.database, [Fragile()])
+    runner.setup()
+
+    runner.catch_up()
+
+    assert not any(runner.lag().values())
+    failures = runner.failures()
+    assert [(name, error) for name, _, error in failures] == [("fragile", "ValueError")]
+    with isolated_hub.database.connect() as conn:
+        applied = [r[0] for r in conn.execute("SELECT position FROM fragile_rows ORDER BY position")]
+    assert failures[0][1] not in applied and len(applied) >= 3
+    assert person.note not in str(failures)
+
+
+def test_a_batch_read_before_a_rebuild_does_not_skip_the_rebuilt_projections_history(isolated_hub):
+    seed_history(isolated_hub.app)
+    runner = isolated_hub.projections
+    runner.catch_up()
+    full = snapshot(isolated_hub.database)["commhub_contacts"]
+    with isolated_hub.database.connect() as conn:
+        start = conn.execute("SELECT min(position) FROM commhub_projection_positions").fetchone()[0]
+    app = isolated_hub.app
+    new_person(app, new_workspace(app), "Late")
+    late_events = [(n.id, app.mapper.to_domain_event(n)) for n in app.recorder.select_notifications(start + 1, 100)]
+    with isolated_hub.database.connect() as conn:  # a rebuild resets the directory meanwhile
+        runner.projections["directory"].reset(conn)
+        conn.execute("UPDATE commhub_projection_positions SET position = 0 WHERE name = 'directory'")
+
+    runner._apply(list(runner.projections), start, late_events, careful=False)  # the batch read before it
+    runner.catch_up()
+
+    contacts = snapshot(isolated_hub.database)["commhub_contacts"]
+    assert len(contacts) == len(full) + 1

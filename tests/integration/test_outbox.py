@@ -1,0 +1,86 @@
+"""The outbox: delivered once, never again after a rebuild, and stopped by consent at the last moment."""
+
+from __future__ import annotations
+
+import uuid
+
+from adapters.channels import DeliveryResult, OutboundMessage
+from adapters.outbox_worker import OutboxWorker
+from tests.integration.helpers import NOW, new_person, new_workspace
+
+
+class Recorder:
+    """A channel that records what it was asked to send."""
+
+    def __init__(self) -> None:
+        self.sent: list[OutboundMessage] = []
+
+    def send(self, message: OutboundMessage) -> DeliveryResult:
+        self.sent.append(message)
+        return DeliveryResult(status="delivered", provider_message_id=f"fake-{len(self.sent)}")
+
+
+def worker_for(hub, channel) -> OutboxWorker:
+    return OutboxWorker(hub.app, hub.database, {"sms": channel}, clock=lambda: NOW)
+
+
+def queued_reply(hub, body: str):
+    app = hub.app
+    workspace_id = new_workspace(app)
+    person = new_person(app, workspace_id, "Olive")
+    conversation_id = app.start_conversation(workspace_id, person.contact_id, "sms", NOW)
+    message_id, decision = app.reply(workspace_id, conversation_id, body=body, author_id=None, now=NOW)
+    assert decision.allowed
+    hub.projections.catch_up()
+    return workspace_id, person, conversation_id, message_id
+
+
+def test_a_queued_reply_is_sent_once_and_its_delivery_recorded(hub):
+    channel = Recorder()
+    workspace_id, _, conversation_id, message_id = queued_reply(hub, "See you Tuesday")
+    worker = worker_for(hub, channel)
+    worker.run_once()
+    worker.run_once()
+    assert [m.body for m in channel.sent] == ["See you Tuesday"]
+    delivered = [e for e in hub.app.events.get(conversation_id) if type(e).__name__ == "MessageDeliveryUpdated"]
+    assert [(e.message_id, e.status) for e in delivered] == [(message_id, "delivered")]
+
+
+def test_rebuilding_the_outbox_never_sends_a_delivered_message_again(hub):
+    channel = Recorder()
+    queued_reply(hub, "Reply one")
+    worker = worker_for(hub, channel)
+    worker.run_once()
+    hub.projections.catch_up()
+
+    hub.projections.rebuild("outbox")
+    worker.run_once()
+
+    assert [m.body for m in channel.sent] == ["Reply one"]
+
+
+def test_consent_withdrawn_while_a_message_waits_cancels_it(hub):
+    channel = Recorder()
+    workspace_id, person, conversation_id, message_id = queued_reply(hub, "Offer ends soon")
+    hub.app.withdraw_consent(workspace_id, person.contact_id, channel="sms", purpose="transactional",
+                             source="STOP keyword", wording="STOP", actor_id=None, now=NOW)
+
+    worker_for(hub, channel).run_once()
+
+    assert channel.sent == []
+    outcome = [e for e in hub.app.events.get(conversation_id) if type(e).__name__ == "MessageDeliveryUpdated"]
+    assert [(e.status, e.error_code) for e in outcome] == [("cancelled", "consent_withdrawn")]
+
+
+def test_erasure_cancels_what_is_still_queued_and_nothing_is_sent(hub):
+    channel = Recorder()
+    workspace_id, person, _, _ = queued_reply(hub, "Your results are ready")
+    hub.app.erase_contact(workspace_id, person.contact_id, request_id=uuid.uuid4(), actor_id=None, now=NOW)
+    hub.projections.catch_up()
+
+    worker_for(hub, channel).run_once()
+
+    assert channel.sent == []
+    with hub.database.connect() as conn:
+        assert conn.execute("SELECT status, body FROM commhub_outbox WHERE contact_id = %s",
+                            (person.contact_id,)).fetchall() == [("cancelled", None)]
