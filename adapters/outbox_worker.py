@@ -52,7 +52,7 @@ class OutboxWorker:
     def run_once(self, limit: int = 50) -> int:
         """Deliver what is due now; returns how many rows were attempted."""
         now = self.clock()
-        with self.database.connect() as conn:
+        with self.database.connection() as conn:
             rows = conn.execute(
                 "UPDATE commhub_outbox SET attempts = attempts + 1, next_attempt_at = %s"
                 " WHERE message_id IN (SELECT message_id FROM commhub_outbox WHERE status = 'pending'"
@@ -101,7 +101,7 @@ class OutboxWorker:
         self._finish(message, "failed" if result.status == "failed" else "sent", result.error_code, now, done=True)
 
     def _finish(self, message: OutboundMessage, status: str, error: str | None, when: datetime, done: bool = False) -> None:
-        with self.database.connect() as conn:
+        with self.database.connection() as conn:
             conn.execute(
                 "UPDATE commhub_outbox SET status = %s, last_error = %s, next_attempt_at = %s,"
                 " finished_at = CASE WHEN %s THEN %s ELSE NULL END, body = CASE WHEN %s THEN NULL ELSE body END"

@@ -48,7 +48,7 @@ class TokenStore:
 
     def issue(self, workspace_id: UUID, staff_id: UUID, now: datetime) -> str:
         token = secrets.token_urlsafe(32)
-        with self.database.connect() as conn:
+        with self.database.connection() as conn:
             conn.execute(
                 "INSERT INTO commhub_auth_tokens VALUES (%s, %s, %s, %s, %s, NULL)",
                 (digest(token), workspace_id, staff_id, now, now + TOKEN_LIFETIME),
@@ -57,7 +57,7 @@ class TokenStore:
 
     def resolve(self, token: str, now: datetime) -> Principal | None:
         """The active staff member holding this token, if it is valid, unexpired and unrevoked."""
-        with self.database.connect() as conn:
+        with self.database.connection() as conn:
             row = conn.execute(
                 "SELECT t.staff_id, t.workspace_id, s.role FROM commhub_auth_tokens t"
                 " JOIN commhub_staff s ON s.staff_id = t.staff_id AND s.workspace_id = t.workspace_id"
@@ -67,11 +67,11 @@ class TokenStore:
         return Principal(*row) if row else None
 
     def revoke(self, token: str, now: datetime) -> None:
-        with self.database.connect() as conn:
+        with self.database.connection() as conn:
             conn.execute("UPDATE commhub_auth_tokens SET revoked_at = %s WHERE token_hash = %s AND revoked_at IS NULL",
                          (now, digest(token)))
 
     def revoke_all(self, staff_id: UUID, now: datetime) -> None:
-        with self.database.connect() as conn:
+        with self.database.connection() as conn:
             conn.execute("UPDATE commhub_auth_tokens SET revoked_at = %s WHERE staff_id = %s AND revoked_at IS NULL",
                          (now, staff_id))

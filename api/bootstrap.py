@@ -62,6 +62,7 @@ class Hub:
             self.projections.stop()
         self.app.close()
         self.vault.close()
+        self.database.close()
         if self.embedded is not None:
             self.embedded.stop()
 

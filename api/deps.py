@@ -62,7 +62,7 @@ Anyone = Annotated[Principal, Depends(current_principal)]
 
 
 def db(hub: HubDep) -> Iterator[Any]:
-    with hub.database.connect() as conn:
+    with hub.database.connection() as conn:
         yield conn
 
 

@@ -94,7 +94,7 @@ class LiveFeed:
 
     def floor(self) -> int:
         """The position up to which every read model is complete."""
-        with self.database.connect() as conn:
+        with self.database.connection() as conn:
             return projected_floor(conn)
 
     def backfill(self, workspace_id: UUID, after: int, upto: int | None = None) -> list[dict[str, Any]] | None:

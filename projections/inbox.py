@@ -35,6 +35,7 @@ CREATE INDEX IF NOT EXISTS commhub_inbox_all ON commhub_inbox (workspace_id, las
 CREATE INDEX IF NOT EXISTS commhub_inbox_status ON commhub_inbox (workspace_id, status, last_activity DESC, conversation_id DESC);
 CREATE INDEX IF NOT EXISTS commhub_inbox_assignee ON commhub_inbox (workspace_id, assignee_id, status, last_activity DESC, conversation_id DESC);
 CREATE INDEX IF NOT EXISTS commhub_inbox_contact ON commhub_inbox (contact_id);
+CREATE INDEX IF NOT EXISTS commhub_inbox_labels ON commhub_inbox USING gin (labels);
 """
 
 

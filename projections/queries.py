@@ -47,7 +47,7 @@ def list_inbox(
     elif view == "unassigned":
         where += ["i.assignee_id IS NULL", "i.status = 'open'"]
     if label:
-        where.append("%s = ANY(i.labels)")
+        where.append("i.labels @> ARRAY[%s]::text[]")  # uses the GIN index when a label is rare
         params.append(label)
     if channel:
         where.append("i.channel = %s")

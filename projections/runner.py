@@ -107,7 +107,7 @@ class ProjectionRunner:
     def run_once(self, names: Iterable[str] | None = None) -> int:
         """Apply the next batch of events; returns how many events were read (0 when caught up)."""
         chosen = list(names or self.projections)
-        with self.database.connect() as conn:
+        with self.database.connection() as conn:
             rows = conn.execute(
                 "SELECT name, position FROM commhub_projection_positions WHERE name = ANY(%s)", (chosen,)
             ).fetchall()
@@ -143,7 +143,7 @@ class ProjectionRunner:
         """
         reached: dict[str, int] = {}
         last = events[-1][0]
-        with self.database.connect() as conn, conn.transaction():
+        with self.database.connection() as conn, conn.transaction():
             locked = conn.execute(
                 "SELECT name, position FROM commhub_projection_positions WHERE name = ANY(%s) ORDER BY name FOR UPDATE",
                 (chosen,),
@@ -163,11 +163,12 @@ class ProjectionRunner:
                     else:
                         projection.process(conn, event, notification_id)
                 if last > position:
-                    conn.execute(
-                        "UPDATE commhub_projection_positions SET position = %s, updated_at = now() WHERE name = %s",
-                        (last, name),
-                    )
                     reached[name] = last
+            advanced = [name for name, position in locked if start <= position < last]
+            conn.execute(
+                "UPDATE commhub_projection_positions SET position = %s, updated_at = now() WHERE name = ANY(%s)",
+                (last, advanced),
+            )
             conn.execute("SELECT pg_notify(%s, %s)", (self.channel, str(last)))
         return reached
 

@@ -31,7 +31,7 @@ router = APIRouter(prefix="/api/v1/contacts", tags=["contacts"])
 
 def _present(hub: Any, principal: Any, contact_id: UUID) -> dict[str, Any]:
     found = hub.app.get_contact(principal.workspace_id, contact_id)
-    with hub.database.connect() as conn:
+    with hub.database.connection() as conn:
         notes = queries.contact_notes(conn, principal.workspace_id, found.subject_ids)
     return present_contact(found, notes)
 
