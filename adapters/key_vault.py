@@ -47,7 +47,11 @@ CREATE TABLE IF NOT EXISTS commhub_key_tombstones (
 """
 
 _ERASED = object()  # cached answer for a shredded subject
-ROTATION_LOCK = 7261002  # held shared by every running vault; `keys rotate` needs it exclusively
+ROTATION_LOCK = 7261002
+# A new key need not wait for its own disk flush: the events sealed with it commit synchronously
+# afterwards, and PostgreSQL flushes WAL in order, so once they are durable the key is too; if they
+# never commit, a lost unused key harms nobody. Saves one fsync per save that creates keys.
+ASYNC_COMMIT = "SET LOCAL synchronous_commit TO off"  # held shared by every running vault; `keys rotate` needs it exclusively
 
 
 
@@ -119,6 +123,7 @@ class KeyVault:
                 "SELECT kek_id, wrapped FROM commhub_data_keys WHERE subject_id = %s", (subject_id,)
             ).fetchone()
             if row is None:
+                conn.execute(ASYNC_COMMIT)
                 dek = AESGCM.generate_key(bit_length=256)
                 wrapped_by, wrapped = self.keyring.wrap(dek, subject_id)
                 conn.execute(
@@ -136,27 +141,31 @@ class KeyVault:
         if not wanted:
             return
         generation = self._generation
-        with self._connection() as conn, conn.transaction():
+        created: dict[UUID, bytes] = {}
+        with self._connection() as conn, conn.transaction():  # three round trips, however many subjects
+            conn.execute(ASYNC_COMMIT)
             conn.execute("SELECT pg_advisory_xact_lock(k) FROM unnest(%s::bigint[]) AS k ORDER BY k",
                          (sorted({s.int >> 65 for s in wanted}),))
-            erased = {r[0] for r in conn.execute(
-                "SELECT subject_id FROM commhub_key_tombstones WHERE subject_id = ANY(%s)", (wanted,))}
-            found = {r[0]: (r[1], r[2]) for r in conn.execute(
-                "SELECT subject_id, kek_id, wrapped FROM commhub_data_keys WHERE subject_id = ANY(%s)", (wanted,))}
-            created: dict[UUID, bytes] = {}
-            rows = []
-            for subject_id in wanted:
-                if subject_id in erased or subject_id in found:
-                    continue
-                created[subject_id] = AESGCM.generate_key(bit_length=256)
-                wrapped_by, wrapped = self.keyring.wrap(created[subject_id], subject_id)
-                rows.append((subject_id, subjects[subject_id], wrapped_by, wrapped))
-            if rows:
-                with conn.cursor() as cursor:
-                    cursor.executemany(
-                        "INSERT INTO commhub_data_keys (subject_id, workspace_id, kek_id, wrapped) VALUES (%s, %s, %s, %s)",
-                        rows,
-                    )
+            rows = conn.execute(
+                "SELECT s.id, t.subject_id IS NOT NULL, k.kek_id, k.wrapped FROM unnest(%s::uuid[]) AS s(id)"
+                " LEFT JOIN commhub_key_tombstones t ON t.subject_id = s.id"
+                " LEFT JOIN commhub_data_keys k ON k.subject_id = s.id",
+                (wanted,),
+            ).fetchall()
+            erased = {r[0] for r in rows if r[1]}
+            found = {r[0]: (r[2], r[3]) for r in rows if not r[1] and r[2] is not None}
+            new = [r[0] for r in rows if not r[1] and r[2] is None]
+            if new:
+                wrapped_rows = []
+                for subject_id in new:
+                    created[subject_id] = AESGCM.generate_key(bit_length=256)
+                    wrapped_rows.append((subject_id, *self.keyring.wrap(created[subject_id], subject_id)))
+                conn.execute(
+                    "INSERT INTO commhub_data_keys (subject_id, workspace_id, kek_id, wrapped)"
+                    " SELECT * FROM unnest(%s::uuid[], %s::uuid[], %s::text[], %s::bytea[])",
+                    ([r[0] for r in wrapped_rows], [subjects[r[0]] for r in wrapped_rows],
+                     [r[1] for r in wrapped_rows], [r[2] for r in wrapped_rows]),
+                )
         for subject_id in erased:
             self._remember(subject_id, _ERASED, generation)
         for subject_id, (wrapped_by, wrapped) in found.items():
