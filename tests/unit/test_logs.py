@@ -24,3 +24,9 @@ def test_lines_without_addresses_are_untouched():
     r = record("projection runner caught up to %d", 42)
     RedactAddresses().filter(r)
     assert r.getMessage() == "projection runner caught up to 42"
+
+
+def test_the_servers_own_loopback_address_stays_readable():
+    r = record("Uvicorn running on http://%s", "127.0.0.1:8000")
+    RedactAddresses().filter(r)
+    assert r.getMessage() == "Uvicorn running on http://127.0.0.1:8000"
