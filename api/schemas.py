@@ -148,7 +148,7 @@ class ContactSearch(Body):
 
 
 class ConversationSearch(Body):
-    view: Literal["all", "open", "closed", "mine", "unassigned"] = "open"
+    view: Literal["all", "open", "closed", "mine", "unassigned", "snoozed"] = "open"
     label: str | None = Field(default=None, max_length=40)
     channel: Literal["sms", "email", "voice", "webchat", "social"] | None = None
     cursor: str | None = Field(default=None, max_length=200)

@@ -13,7 +13,7 @@ INBOX_COLUMNS = (
     "i.conversation_id, i.contact_id, i.channel, i.status, i.assignee_id, i.labels, i.unread, i.snoozed_until,"
     " i.last_activity, i.last_direction, i.preview, i.message_count, c.name AS contact_name, c.status AS contact_status"
 )
-FILTERS = ("all", "open", "closed", "mine", "unassigned")
+FILTERS = ("all", "open", "closed", "mine", "unassigned", "snoozed")
 
 
 class CursorInvalidError(ValueError):
@@ -38,14 +38,18 @@ def list_inbox(
 ) -> tuple[list[dict[str, Any]], str | None]:
     where = ["i.workspace_id = %s"]
     params: list[Any] = [workspace_id]
-    if view in ("open", "closed"):
-        where.append("i.status = %s")
-        params.append(view)
+    awake = "(i.snoozed_until IS NULL OR i.snoozed_until <= now())"  # snoozed ones wait in their own view
+    if view == "open":
+        where += ["i.status = 'open'", awake]
+    elif view == "closed":
+        where.append("i.status = 'closed'")
+    elif view == "snoozed":
+        where += ["i.status = 'open'", "i.snoozed_until > now()"]
     elif view == "mine":
-        where += ["i.assignee_id = %s", "i.status = 'open'"]
+        where += ["i.assignee_id = %s", "i.status = 'open'", awake]
         params.append(staff_id)
     elif view == "unassigned":
-        where += ["i.assignee_id IS NULL", "i.status = 'open'"]
+        where += ["i.assignee_id IS NULL", "i.status = 'open'", awake]
     if label:
         where.append("i.labels @> ARRAY[%s]::text[]")  # uses the GIN index when a label is rare
         params.append(label)

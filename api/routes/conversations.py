@@ -25,7 +25,7 @@ router = APIRouter(prefix="/api/v1/conversations", tags=["conversations"])
 @router.get("")
 def list_conversations(
     principal: Inbox, conn: Conn,
-    view: Literal["all", "open", "closed", "mine", "unassigned"] = "open",
+    view: Literal["all", "open", "closed", "mine", "unassigned", "snoozed"] = "open",
     channel: Literal["sms", "email", "voice", "webchat", "social"] | None = None,
     cursor: str | None = Query(default=None, max_length=200),
     limit: int = Query(default=50, ge=1, le=200),

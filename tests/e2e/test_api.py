@@ -572,3 +572,17 @@ def test_only_an_owner_hands_out_ownership_and_nobody_changes_their_own_role(ser
     assert_problem(owner.patch(f"/api/v1/staff/{owner.me['staff_id']}", {"role": "agent"}), 403)
     promoted = owner.ok("PATCH", f"/api/v1/staff/{admin_staff['staff_id']}", {"role": "owner"})
     assert promoted["role"] == "owner"
+
+
+def test_a_snoozed_conversation_leaves_the_open_view_until_the_customer_writes_again(owner):
+    sender = phone_number()
+    conversation_id = owner.inbound(sender, unique("hello"))["conversation_id"]
+    owner.ok("POST", f"{CONVERSATIONS}/{conversation_id}/snooze", {"until": "2031-01-01T09:00:00+00:00"})
+
+    def in_view(view: str) -> bool:
+        items = owner.ok("GET", CONVERSATIONS, params={"view": view, "limit": 200})["items"]
+        return conversation_id in {c["conversation_id"] for c in items}
+
+    assert not in_view("open") and not in_view("unassigned") and in_view("snoozed") and in_view("all")
+    owner.inbound(sender, "Actually, one more question")
+    assert in_view("open") and not in_view("snoozed")
