@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import re
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -13,6 +14,7 @@ INBOX_COLUMNS = (
     "i.conversation_id, i.contact_id, i.channel, i.status, i.assignee_id, i.labels, i.unread, i.snoozed_until,"
     " i.last_activity, i.last_direction, i.preview, i.message_count, c.name AS contact_name, c.status AS contact_status"
 )
+PHONE_LIKE = re.compile(r"[\d\s()+\-./]+")
 FILTERS = ("all", "open", "closed", "mine", "unassigned", "snoozed")
 
 
@@ -114,7 +116,7 @@ def search_contacts(
         digits = "".join(ch for ch in query if ch.isdigit())
         clauses = ["lower(name) LIKE %s", "lower(email) LIKE %s"]
         params += [pattern, pattern]
-        if len(digits) >= 3:
+        if len(digits) >= 3 and PHONE_LIKE.fullmatch(query.strip()):  # "0740 012-345", not "a1b2c3"
             clauses.append("phone LIKE %s")
             params.append(f"%{digits}%")
         where.append("(" + " OR ".join(clauses) + ")")
