@@ -108,44 +108,30 @@ class KeyVault:
 
     def sealer(self, subject_id: UUID, workspace_id: UUID) -> AESGCM:
         """The subject's key for sealing, created on first use; refused for an erased subject."""
-        cached = self._cached(subject_id)
-        if cached is _ERASED:
+        key = self._cached(subject_id)
+        if key is None:
+            key = self._load_or_create({subject_id: workspace_id})[subject_id]
+        if key is _ERASED:
             raise SubjectErasedError("the data subject was erased; no new personal data can be sealed for them")
-        if cached is not None:
-            return cached
-        generation = self._generation
-        with self._connection() as conn, conn.transaction():
-            self._lock_subject(conn, subject_id)
-            if conn.execute("SELECT 1 FROM commhub_key_tombstones WHERE subject_id = %s", (subject_id,)).fetchone():
-                self._remember(subject_id, _ERASED, generation)
-                raise SubjectErasedError("the data subject was erased; no new personal data can be sealed for them")
-            row = conn.execute(
-                "SELECT kek_id, wrapped FROM commhub_data_keys WHERE subject_id = %s", (subject_id,)
-            ).fetchone()
-            if row is None:
-                conn.execute(ASYNC_COMMIT)
-                dek = AESGCM.generate_key(bit_length=256)
-                wrapped_by, wrapped = self.keyring.wrap(dek, subject_id)
-                conn.execute(
-                    "INSERT INTO commhub_data_keys (subject_id, workspace_id, kek_id, wrapped) VALUES (%s, %s, %s, %s)",
-                    (subject_id, workspace_id, wrapped_by, wrapped),
-                )
-            else:
-                dek = self.keyring.unwrap(row[0], row[1], subject_id)
-        return self._remember(subject_id, AESGCM(dek), generation)
+        return key
 
     def prefetch(self, subjects: dict[UUID, UUID]) -> None:
         """Load or create the sealing keys of many subjects (subject → workspace) in one round trip,
         so a batch of new contacts costs one transaction, not one each. Erased subjects are noted."""
-        wanted = sorted(s for s in subjects if self._cached(s) is None)
-        if not wanted:
-            return
+        wanted = {s: w for s, w in subjects.items() if self._cached(s) is None}
+        if wanted:
+            self._load_or_create(wanted)
+
+    def _load_or_create(self, subjects: dict[UUID, UUID]) -> dict[UUID, Any]:
+        """Each subject's key (an AESGCM) or _ERASED for a tombstoned one; missing keys are created,
+        never for a tombstoned subject. Three round trips, however many subjects; results are cached."""
+        wanted = sorted(subjects)
         generation = self._generation
         created: dict[UUID, bytes] = {}
-        with self._connection() as conn, conn.transaction():  # three round trips, however many subjects
+        with self._connection() as conn, conn.transaction():
             conn.execute(ASYNC_COMMIT)
             conn.execute("SELECT pg_advisory_xact_lock(k) FROM unnest(%s::bigint[]) AS k ORDER BY k",
-                         (sorted({s.int >> 65 for s in wanted}),))
+                         (sorted({_lock_key(s) for s in wanted}),))
             rows = conn.execute(
                 "SELECT s.id, t.subject_id IS NOT NULL, k.kek_id, k.wrapped FROM unnest(%s::uuid[]) AS s(id)"
                 " LEFT JOIN commhub_key_tombstones t ON t.subject_id = s.id"
@@ -166,12 +152,12 @@ class KeyVault:
                     ([r[0] for r in wrapped_rows], [subjects[r[0]] for r in wrapped_rows],
                      [r[1] for r in wrapped_rows], [r[2] for r in wrapped_rows]),
                 )
-        for subject_id in erased:
-            self._remember(subject_id, _ERASED, generation)
-        for subject_id, (wrapped_by, wrapped) in found.items():
-            self._remember(subject_id, AESGCM(self.keyring.unwrap(wrapped_by, wrapped, subject_id)), generation)
-        for subject_id, dek in created.items():
-            self._remember(subject_id, AESGCM(dek), generation)
+        keys: dict[UUID, Any] = {s: _ERASED for s in erased}
+        keys.update({s: AESGCM(self.keyring.unwrap(by, wrapped, s)) for s, (by, wrapped) in found.items()})
+        keys.update({s: AESGCM(dek) for s, dek in created.items()})
+        for subject_id, key in keys.items():
+            self._remember(subject_id, key, generation)
+        return keys
 
     def opener(self, subject_id: UUID) -> AESGCM | None:
         """The subject's key for unsealing, or None when the subject was erased."""
@@ -214,7 +200,7 @@ class KeyVault:
         if cached is not None:
             return cached
         with self._connection() as conn, conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (workspace_id.int >> 65,))
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key(workspace_id),))
             row = conn.execute("SELECT kek_id, wrapped FROM commhub_index_keys WHERE workspace_id = %s", (workspace_id,)).fetchone()
             if row is None:
                 key = AESGCM.generate_key(bit_length=256)
@@ -300,7 +286,7 @@ class KeyVault:
 
     @staticmethod
     def _lock_subject(conn: psycopg.Connection[Any], subject_id: UUID) -> None:
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (subject_id.int >> 65,))
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key(subject_id),))
 
     def _cached(self, subject_id: UUID) -> Any:
         entry = self._cache.get(subject_id)
@@ -344,6 +330,11 @@ class KeyVault:
                 self._listening.clear()
                 self._evict(None)
             self._stopping.wait(1.0)
+
+
+def _lock_key(owner_id: UUID) -> int:
+    """The advisory lock serialising creation and shredding of one subject's (or workspace's) key."""
+    return owner_id.int >> 65
 
 
 def _parse_uuid(text: str) -> UUID | None:

@@ -67,16 +67,13 @@ from typing import Any, Callable, Iterator, Protocol
 from uuid import UUID
 
 import psycopg
-from psycopg.conninfo import conninfo_to_dict
 from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import ApplicationRecorder, Mapper
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from adapters.codec import MsgspecTranscoder
-from adapters.embedded_postgres import EmbeddedPostgres
 from adapters.kek import encode_kek, generate_kek
 from adapters.key_vault import KeyVault
 from adapters.postgres import Database

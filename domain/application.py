@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 from uuid import UUID, uuid4
 
 from contextvars import ContextVar
@@ -33,6 +33,7 @@ last_position: ContextVar[int] = ContextVar("last_position", default=0)
 """Notification id of the last event saved in this context: read models are current once they pass it."""
 
 RETRIES = 5
+T = TypeVar("T")
 
 
 class CommHub(Application):
@@ -280,7 +281,7 @@ class CommHub(Application):
         self.get_contact(workspace_id, contact_id)
         identifiers.channel(channel)
         message_id = message_id or uuid4()
-        for attempt in range(RETRIES):
+        def attempt() -> tuple[UUID, UUID, bool]:
             if provider_message_id:
                 receipt = self._get(InboundReceipt.id_for(workspace_id, channel, provider_message_id), InboundReceipt)
                 if receipt is not None:
@@ -293,13 +294,10 @@ class CommHub(Application):
                     workspace_id=workspace_id, channel=channel, provider_message_id=provider_message_id,
                     message_id=message_id, conversation_id=conversation.id, now=now,
                 ))
-            try:
-                self.save(*pending)
-                return conversation.id, message_id, True
-            except IntegrityError:
-                if attempt == RETRIES - 1:
-                    raise
-        raise AssertionError("unreachable")
+            self.save(*pending)
+            return conversation.id, message_id, True
+
+        return self._retrying(attempt)
 
     def reply(
         self, workspace_id: UUID, conversation_id: UUID, *, body: str, author_id: UUID | None, now: datetime,
@@ -308,7 +306,7 @@ class CommHub(Application):
         """Queue an outbound message, or record why it may not be sent."""
         message_id = message_id or uuid4()
         check_body(body)
-        for attempt in range(RETRIES):
+        def attempt() -> tuple[UUID, SendDecision]:
             conversation = self.get_conversation(workspace_id, conversation_id)
             contact = self.get_contact(workspace_id, conversation.contact_id)
             decision = may_send(contact.consent_subject(), Channel(conversation.channel), identifiers.purpose(purpose), now)
@@ -317,13 +315,10 @@ class CommHub(Application):
             else:
                 conversation.refuse(message_id, body if not contact.erased else "", author_id, purpose,
                                     str(decision.reason), now)
-            try:
-                self.save(conversation)
-                return message_id, decision
-            except IntegrityError:
-                if attempt == RETRIES - 1:
-                    raise
-        raise AssertionError("unreachable")
+            self.save(conversation)
+            return message_id, decision
+
+        return self._retrying(attempt)
 
     def record_delivery(
         self, workspace_id: UUID, conversation_id: UUID, message_id: UUID, status: str, error_code: str | None,
@@ -372,16 +367,23 @@ class CommHub(Application):
         return Conversation.start(workspace_id=workspace_id, contact_id=contact_id, channel=channel, thread=thread, now=now)
 
     def _conversation_change(self, workspace_id: UUID, conversation_id: UUID, command: Callable[[Conversation], Any]) -> Any:
-        for attempt in range(RETRIES):
+        def attempt() -> Any:
             conversation = self.get_conversation(workspace_id, conversation_id)
             result = command(conversation)
+            self.save(conversation)
+            return result
+
+        return self._retrying(attempt)
+
+    @staticmethod
+    def _retrying(attempt: Callable[[], T]) -> T:
+        """Run a load-decide-save attempt again when another writer got to the aggregate first."""
+        for _ in range(RETRIES - 1):
             try:
-                self.save(conversation)
-                return result
+                return attempt()
             except IntegrityError:
-                if attempt == RETRIES - 1:
-                    raise
-        raise AssertionError("unreachable")
+                continue
+        return attempt()
 
     # Erasure -------------------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate
 
-from domain.errors import ConversationClosedError, LabelInvalidError, MessageBodyInvalidError
+from domain.errors import ConversationClosedError, LabelInvalidError, MessageBodyInvalidError, SnoozeTimeInvalidError
 from domain.personal import is_erased
 
 CONVERSATION_NAMESPACE = uuid5(NAMESPACE_URL, "https://commhub.invalid/conversation")
@@ -242,6 +242,8 @@ class Conversation(Aggregate):
             self._trigger(self.Unlabelled, label=label, actor_id=actor_id, timestamp=now)
 
     def snooze(self, until: datetime, actor_id: UUID | None, now: datetime) -> None:
+        if until.tzinfo is None:
+            raise SnoozeTimeInvalidError("until must include a time zone offset")
         if self.status == "closed":
             raise ConversationClosedError("a closed conversation cannot be snoozed")
         self._trigger(self.Snoozed, until=until, actor_id=actor_id, timestamp=now)

@@ -121,3 +121,7 @@ class CannedResponseNotFoundError(NotFoundError):
 
 class ConsentExpiryInvalidError(DomainError):
     """A consent expiry must include a time zone offset."""
+
+
+class SnoozeTimeInvalidError(DomainError):
+    """A snooze time must include a time zone offset."""

@@ -120,8 +120,6 @@ def change_labels(conversation_id: UUID, body: LabelsRequest, principal: Inbox, 
 
 @router.post("/{conversation_id}/snooze")
 def snooze(conversation_id: UUID, body: SnoozeRequest, principal: Inbox, hub: HubDep, conn: Conn) -> dict[str, Any]:
-    if body.until.tzinfo is None:
-        raise HTTPException(422, "until must include a time zone offset")
     hub.app.snooze_conversation(principal.workspace_id, conversation_id, body.until, principal.staff_id, now())
     settle(hub)
     return _row(conn, principal, conversation_id)
