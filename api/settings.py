@@ -29,6 +29,8 @@ class Settings:
     port: int = 8000
     log_level: str = "info"
     pool_size: int = 5
+    reminder_poll_seconds: float = 5.0
+    fhir_webhook_secret: str | None = field(default=None, repr=False)
 
     @property
     def resolved_kek_file(self) -> Path:
@@ -55,7 +57,15 @@ class Settings:
             port=int(_number(env, "COMMHUB_PORT", 8000)),
             log_level=env.get("COMMHUB_LOG_LEVEL", "info").lower(),
             pool_size=int(_number(env, "COMMHUB_DB_POOL_SIZE", 5)),
+            reminder_poll_seconds=_number(env, "COMMHUB_REMINDER_POLL_SECONDS", 5.0) or 5.0,
+            fhir_webhook_secret=_fhir_secret(env.get("COMMHUB_FHIR_WEBHOOK_SECRET") or None),
         )
+
+
+def _fhir_secret(value: str | None) -> str | None:
+    if value is not None and len(value) < 32:
+        raise SettingsError("COMMHUB_FHIR_WEBHOOK_SECRET must be at least 32 characters (e.g. `openssl rand -hex 32`)")
+    return value
 
 
 def _number(env: Mapping[str, str], name: str, default: float) -> float:

@@ -13,6 +13,7 @@ from eventsourcing.persistence import IntegrityError, Mapper
 from eventsourcing.utils import Environment
 
 from domain import identifiers
+from domain.appointments_app import AppointmentCommands
 from domain.consent import SendDecision, may_send
 from domain.contact import Contact
 from domain.conversation import Conversation, InboundReceipt, check_body, conversation_id_for
@@ -36,7 +37,7 @@ RETRIES = 5
 T = TypeVar("T")
 
 
-class CommHub(Application):
+class CommHub(AppointmentCommands, Application):
     """All aggregates live in one application, so one notification log orders every event."""
 
     name = "commhub"
