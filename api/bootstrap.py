@@ -6,6 +6,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from adapters.calendar_feeds import CalendarFeeds
 from adapters.channels import ChannelSender, SandboxChannel
 from adapters.codec import MsgspecTranscoder
 from adapters.embedded_postgres import EmbeddedPostgres
@@ -127,5 +128,7 @@ def bootstrap(settings: Settings, *, database: Database | None = None) -> Hub:
         reminders.wake(position)
 
     runner.on_advance = advanced
-    return Hub(settings=settings, database=database, vault=vault, app=app, handles=handles, tokens=tokens,
+    feeds = CalendarFeeds(database)
+    feeds.setup()
+    return Hub(extras={"calendar_feeds": feeds}, settings=settings, database=database, vault=vault, app=app, handles=handles, tokens=tokens,
                projections=runner, outbox=outbox, embedded=embedded, reminders=reminders)

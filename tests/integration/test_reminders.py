@@ -173,7 +173,6 @@ def test_two_worker_processes_never_send_the_same_reminder(hub, settings):
     hub.projections.catch_up()
 
     assert sum(claimed) == 24, claimed
-    print("claimed per process", claimed)
     sent_events = [e for a in appointments for e in hub.app.events.get(a) if type(e).__name__ == "ReminderSent"]
     assert len(sent_events) == 24 and len({e.message_id for e in sent_events}) == 24
     assert len(sent(hub, person)) == 24
