@@ -82,20 +82,21 @@ def dispatch(hub, clock: Clock, at: datetime, expected: int) -> tuple[float, flo
 def bulk_load(hub, rows: int) -> float:
     """COPY ``rows`` future appointments and their pending reminder jobs (another workspace)."""
     workspace_id, policy_id = uuid.uuid4(), uuid.uuid4()
+    rows_of = [(uuid.uuid4(), T0 + timedelta(days=30, minutes=i)) for i in range(rows)]
     started = time.perf_counter()
     with hub.database.connect() as conn:
-        with conn.cursor() as cursor:
-            with cursor.copy("COPY commhub_reminder_appointments (appointment_id, workspace_id, contact_id,"
-                             " starts_at, time_zone, status) FROM STDIN") as copy, \
-                    conn.cursor().copy("COPY commhub_reminder_jobs (job_key, workspace_id, appointment_id, policy_id,"
-                                       " planned_at, send_after, due_at) FROM STDIN") as jobs:
-                for i in range(rows):
-                    appointment_id = uuid.uuid4()
-                    starts = T0 + timedelta(days=30, minutes=i)
-                    due = starts - timedelta(hours=2)
-                    copy.write_row((appointment_id, workspace_id, uuid.uuid4(), starts, "Europe/London", "booked"))
-                    jobs.write_row((f"{appointment_id}/{policy_id}/{due.isoformat()}", workspace_id, appointment_id,
-                                    policy_id, due, due, due))
+        with conn.cursor() as cursor, cursor.copy(
+                "COPY commhub_reminder_appointments (appointment_id, workspace_id, contact_id, starts_at, time_zone,"
+                " status) FROM STDIN") as copy:
+            for appointment_id, starts in rows_of:
+                copy.write_row((appointment_id, workspace_id, uuid.uuid4(), starts, "Europe/London", "booked"))
+        with conn.cursor() as cursor, cursor.copy(
+                "COPY commhub_reminder_jobs (job_key, workspace_id, appointment_id, policy_id, planned_at,"
+                " send_after, due_at) FROM STDIN") as copy:
+            for appointment_id, starts in rows_of:
+                due = starts - timedelta(hours=2)
+                copy.write_row((f"{appointment_id}/{policy_id}/{due.isoformat()}", workspace_id, appointment_id,
+                                policy_id, due, due, due))
         conn.commit()
         conn.execute("ANALYZE commhub_reminder_jobs")
         conn.execute("ANALYZE commhub_reminder_appointments")
