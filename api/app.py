@@ -20,7 +20,7 @@ from api import logs, problems
 from api.bootstrap import Hub, bootstrap
 from api.live import LiveFeed
 from api.metrics import Metrics, timed
-from api.routes import agent_socket, auth, contacts, conversations, sandbox
+from api.routes import agent_socket, appointments, auth, calendar, contacts, conversations, reminder_policies, sandbox
 from api.routes import settings as settings_routes
 from api.settings import Settings
 
@@ -171,7 +171,8 @@ def create_app(
     app.add_middleware(SecurityHeaders)
     app.add_middleware(RequestContext, metrics=metrics)  # outermost: times and tags everything inside
 
-    for module in (auth, contacts, conversations, settings_routes, sandbox, agent_socket):
+    for module in (auth, contacts, conversations, settings_routes, sandbox, agent_socket, appointments,
+                   reminder_policies, calendar):
         app.include_router(module.router)
 
     @app.get("/healthz", tags=["operations"])
