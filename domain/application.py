@@ -15,6 +15,7 @@ from eventsourcing.utils import Environment
 from domain import identifiers
 from domain.consent import SendDecision, may_send
 from domain.contact import Contact
+from domain.email import EmailCommands
 from domain.conversation import Conversation, InboundReceipt, check_body, conversation_id_for
 from domain.errors import (
     CannedResponseNotFoundError,
@@ -36,7 +37,7 @@ RETRIES = 5
 T = TypeVar("T")
 
 
-class CommHub(Application):
+class CommHub(EmailCommands, Application):
     """All aggregates live in one application, so one notification log orders every event."""
 
     name = "commhub"

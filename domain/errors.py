@@ -125,3 +125,21 @@ class ConsentExpiryInvalidError(DomainError):
 
 class SnoozeTimeInvalidError(DomainError):
     """A snooze time must include a time zone offset."""
+
+
+class InboundAddressTakenError(DomainError):
+    """Another workspace already receives mail at this address."""
+
+    status = 409
+
+
+class EmailUnreadableError(DomainError):
+    """The email could not be read: it has no valid sender or is not a MIME message."""
+
+
+class EmailNotRoutedError(DomainError):
+    """No workspace receives mail at the recipient address."""
+
+
+class AttachmentNotFoundError(NotFoundError):
+    """No such attachment in this workspace."""
