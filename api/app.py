@@ -15,7 +15,8 @@ from fastapi.staticfiles import StaticFiles
 from api import problems
 from api.bootstrap import Hub, bootstrap
 from api.live import LiveFeed
-from api.routes import agent_socket, auth, contacts, conversations, sandbox
+from api.email_setup import start_listener
+from api.routes import agent_socket, auth, contacts, conversations, email, sandbox, unsubscribe
 from api.routes import settings as settings_routes
 from api.settings import Settings
 
@@ -25,12 +26,13 @@ STATIC = Path(__file__).parent / "static"
 class BodyLimit:
     """Refuses request bodies over ``limit`` bytes with 413, whether or not they declare a length."""
 
-    def __init__(self, app: Any, limit: int) -> None:
+    def __init__(self, app: Any, limit: int, exempt: tuple[str, ...] = ()) -> None:
         self.app = app
         self.limit = limit
+        self.exempt = exempt  # paths that enforce a limit of their own (inbound email)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope.get("path") in self.exempt:
             return await self.app(scope, receive, send)
         declared = dict(scope.get("headers", [])).get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
@@ -78,6 +80,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         hub = bootstrap(settings or Settings.from_env()).start_workers()
         app.state.hub = hub
+        listener = start_listener(hub.settings, hub.extras["email"])
         app.state.live = LiveFeed(hub.app, hub.database).start(asyncio.get_running_loop())
         if demo:
             from api.demo import seed_demo
@@ -89,13 +92,15 @@ def create_app(
             yield
         finally:
             app.state.live.stop()
+            if listener is not None:
+                listener.stop()
             hub.close()
 
     app = FastAPI(title="commhub", version="0.1.0", lifespan=lifespan,
                   description="Self-hosted communications hub. Errors are application/problem+json.")
     problems.install(app)
 
-    app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
+    app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES, exempt=(email.INBOUND_PATH,))
 
     @app.middleware("http")
     async def security_headers(request: Request, call_next: Callable[[Request], Awaitable[Any]]) -> Any:
@@ -109,7 +114,7 @@ def create_app(
             response.headers.setdefault("Cache-Control", "no-store")  # API answers carry personal data
         return response
 
-    for module in (auth, contacts, conversations, settings_routes, sandbox, agent_socket):
+    for module in (auth, contacts, conversations, settings_routes, sandbox, agent_socket, email, unsubscribe):
         app.include_router(module.router)
 
     @app.get("/healthz", tags=["operations"])

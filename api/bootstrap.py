@@ -17,6 +17,7 @@ from adapters.outbox_worker import OutboxWorker
 from adapters.postgres import Database
 from adapters.sealing import SealingMapper
 from adapters.tokens import TokenStore
+from api.email_setup import wire_email
 from api.settings import Settings
 from domain.application import CommHub
 from domain.identifiers import Channel
@@ -106,12 +107,13 @@ def bootstrap(settings: Settings, *, database: Database | None = None) -> Hub:
         shredder=vault,
         handles=handles,
     )
+    email = wire_email(settings, app, database, vault)
     views = [Staff(), Directory(), Consents(), Inbox(), Messages(), Timeline(), Outbox(),
-             Handles(handles.digest, HANDLES_SQL)]
+             Handles(handles.digest, HANDLES_SQL), email.view]
     runner = ProjectionRunner(app, database, views)
     runner.setup()
     tokens.setup()
-    outbox = OutboxWorker(app, database, channel_senders(settings))
+    outbox = OutboxWorker(app, database, {**channel_senders(settings), **email.senders})
     runner.on_advance = outbox.wake
     return Hub(settings=settings, database=database, vault=vault, app=app, handles=handles, tokens=tokens,
-               projections=runner, outbox=outbox, embedded=embedded)
+               projections=runner, outbox=outbox, embedded=embedded, extras={"email": email})

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
+from api.email_settings import EmailSettings
+
 DEFAULT_DATA_DIR = ".commhub"
 
 
@@ -29,6 +31,7 @@ class Settings:
     port: int = 8000
     log_level: str = "info"
     pool_size: int = 5
+    email: EmailSettings = field(default_factory=EmailSettings)
 
     @property
     def resolved_kek_file(self) -> Path:
@@ -55,6 +58,7 @@ class Settings:
             port=int(_number(env, "COMMHUB_PORT", 8000)),
             log_level=env.get("COMMHUB_LOG_LEVEL", "info").lower(),
             pool_size=int(_number(env, "COMMHUB_DB_POOL_SIZE", 5)),
+            email=EmailSettings.from_env(env),
         )
 
 
