@@ -8,6 +8,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import re
 from typing import Any, Literal
 from uuid import UUID, uuid4
 
@@ -23,6 +24,7 @@ from api.schemas import Body, Text
 
 INBOUND_PATH = "/webhooks/email/inbound"
 SIGNATURE_HEADER = "X-Commhub-Signature"
+CONTENT_TYPE = re.compile(r"[\w.+-]+/[\w.+-]+")
 MAX_ATTACHMENT_BYTES = 700_000  # API bodies are capped at 1 MB, base64 included
 
 router = APIRouter(tags=["email"])
@@ -34,7 +36,7 @@ class InboundAddressRequest(Body):
 
 class AttachmentUpload(Body):
     filename: str = Field(min_length=1, max_length=200)
-    content_type: str = Field(default="application/octet-stream", pattern=r"^[\w.+-]+/[\w.+-]+$", max_length=100)
+    content_type: str = Field(default="application/octet-stream", max_length=100)
     content_base64: str = Field(min_length=1, max_length=1_000_000)
 
 
@@ -105,6 +107,8 @@ def send_email(conversation_id: UUID, body: EmailReplyRequest, principal: Inbox,
     conversation = hub.app.get_conversation(principal.workspace_id, conversation_id)
     attachments = []
     for upload in body.attachments:
+        if not CONTENT_TYPE.fullmatch(upload.content_type):
+            raise HTTPException(422, "content_type must look like type/subtype, e.g. application/pdf")
         try:
             data = base64.b64decode(upload.content_base64, validate=True)
         except (binascii.Error, ValueError):

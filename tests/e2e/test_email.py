@@ -156,3 +156,30 @@ def test_mail_sent_to_the_built_in_smtp_listener_arrives_in_the_inbox(server, ow
     conversation = wait_for(arrived, what="the listener's message in the inbox")
     [message] = owner.messages(conversation["conversation_id"])
     assert message["body"].startswith("Bonjour, je dois annuler mon rendez-vous de mercredi. Très désolée.")
+
+
+def test_attachments_come_in_through_the_webhook_and_go_out_with_a_composed_email(server, owner, relay):
+    raw = sample("attachments.eml").replace(b"attach-3321", f"attach-{uuid.uuid4().hex}".encode())
+    address = f"sam.{uuid.uuid4().hex[:8]}@example.org"
+    result = post_mime(server, raw.replace(b"sam.okafor@example.org", address.encode())).json()["results"][0]
+    email = owner.ok("GET", f"/api/v1/email/messages/{result['message_id']}")
+    assert (email["direction"], email["subject"], email["auto_reply"]) == ("in", "Referral letter", False)
+    pdf = next(a for a in email["attachments"] if a["filename"] == "referral.pdf")
+    download = owner.get(f"/api/v1/email/attachments/{pdf['attachment_id']}")
+    assert download.status_code == 200 and download.content.startswith(b"%PDF-1.4\n% referral letter")
+    assert download.headers["content-disposition"] == "attachment"
+
+    owner.ok("POST", f"/api/v1/conversations/{result['conversation_id']}/email", {
+        "body": "Your exercise plan is attached.", "subject": "Exercise plan",
+        "attachments": [{"filename": "plan.txt", "content_type": "text/plain",
+                         "content_base64": "U3F1YXRzIDN4MTA="}]})
+    sent = relayed_to(relay, address).message
+    assert sent["Subject"] == "Exercise plan" and sent["List-Unsubscribe"] is None
+    [attachment] = list(sent.iter_attachments())
+    assert (attachment.get_filename(), attachment.get_content()) == ("plan.txt", "Squats 3x10")
+
+
+def test_the_server_log_holds_no_addresses_subjects_or_message_text(server, owner):
+    log = server.log()
+    for secret in ("example.net", "example.org", "Appointment on Thursday", "Referral letter", "Bonjour", "Winter offer"):
+        assert secret not in log
