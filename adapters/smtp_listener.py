@@ -53,6 +53,9 @@ class SmtpListener:
                                      data_size_limit=max_bytes)
 
     def start(self) -> SmtpListener:
+        # aiosmtpd logs every SMTP line (addresses included) to "mail.log": personal data, so it stays
+        # silent; our handler logs failures by type only.
+        logging.getLogger("mail.log").setLevel(logging.CRITICAL + 1)
         self.controller.start()
         return self
 
