@@ -10,13 +10,14 @@ from __future__ import annotations
 import asyncio
 import html
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime
-from typing import Any, Callable
+from typing import Any
 from uuid import UUID
 
 import aiosmtplib
@@ -129,7 +130,7 @@ async def deliver(relay: SmtpRelay, message: EmailMessage) -> DeliveryResult:
             use_tls=relay.security == "tls", start_tls=relay.security == "starttls",
             username=relay.username, password=relay.password, cert_bundle=relay.ca_file,
         )
-    except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as error:
+    except (TimeoutError, aiosmtplib.SMTPException, OSError) as error:
         log.warning("SMTP relay refused or unreachable", extra={"error": type(error).__name__})
         return classify(error)
     return DeliveryResult("sent", provider_message_id=str(message["Message-ID"]))

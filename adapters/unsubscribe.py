@@ -10,7 +10,7 @@ import base64
 import binascii
 import hashlib
 import hmac
-from typing import Callable
+from collections.abc import Callable
 from uuid import UUID
 
 from adapters.key_vault import KeyVault

@@ -15,8 +15,8 @@ from eventsourcing.utils import Environment
 from domain import identifiers
 from domain.consent import SendDecision, may_send
 from domain.contact import Contact
-from domain.email import EmailCommands
 from domain.conversation import Conversation, InboundReceipt, check_body, conversation_id_for
+from domain.email import EmailCommands
 from domain.errors import (
     CannedResponseNotFoundError,
     ContactErasedError,

@@ -142,7 +142,7 @@ def email_headers(message_id: UUID, principal: Inbox, conn: Conn) -> dict[str, A
     if row is None:
         raise HTTPException(404, "Email message not found")
     keys = ("message_id", "conversation_id", "direction", "subject", "auto_reply", "attachments")
-    return plain(dict(zip(keys, row)))
+    return plain(dict(zip(keys, row, strict=True)))
 
 
 @router.get("/api/v1/email/attachments/{attachment_id}")
