@@ -268,7 +268,7 @@ def test_a_composed_marketing_email_carries_its_subject_attachment_and_a_working
 
 def test_the_smtp_listener_stores_mail_for_attached_addresses_and_refuses_others(hub, workspace):
     port = free_port()
-    listener = SmtpListener(inbound(hub), "127.0.0.1", port, 1_000_000).start()
+    listener = SmtpListener(inbound(hub), "127.0.0.1", port, 20_000).start()
     try:
         raw = to(workspace, sample("latin1.eml"))
         address = f"help-{workspace.hex[:8]}@harbour.example"
@@ -283,6 +283,11 @@ def test_the_smtp_listener_stores_mail_for_attached_addresses_and_refuses_others
             asyncio.run(aiosmtplib.send(junk, sender="x@y.example", recipients=[address], hostname="127.0.0.1",
                                         port=port, start_tls=False))
         assert refused.value.code == 550
+        huge = to(workspace, sample("latin1.eml")) + b"x" * 30_000
+        with pytest.raises(aiosmtplib.SMTPResponseException) as too_big:
+            asyncio.run(aiosmtplib.send(huge, sender="renee.dubois@example.fr", recipients=[address],
+                                        hostname="127.0.0.1", port=port, start_tls=False))
+        assert too_big.value.code == 552
     finally:
         listener.stop()
     hub.projections.catch_up()
