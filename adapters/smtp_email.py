@@ -8,6 +8,7 @@ an HTML part and its attachments, and marketing mail carries RFC 8058 one-click 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import html
 import logging
 from collections.abc import Callable
@@ -122,17 +123,42 @@ def classify(error: BaseException) -> DeliveryResult:
     return DeliveryResult("failed", error_code="smtp_unreachable", retry=True)
 
 
+class _Client(aiosmtplib.SMTP):
+    """An SMTP client that can tell when its connection is really gone. Closing a TLS connection
+    finishes asynchronously; the loop must not end before it does, or the socket leaks."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.connected_once = False
+        self.lost = asyncio.Event()
+
+    async def _create_connection(self, *args: Any, **kwargs: Any) -> Any:
+        response = await super()._create_connection(*args, **kwargs)
+        self.connected_once = True
+        return response
+
+    def _on_connection_lost(self, *args: Any) -> None:
+        super()._on_connection_lost(*args)
+        self.lost.set()
+
+
 async def deliver(relay: SmtpRelay, message: EmailMessage) -> DeliveryResult:
     """Hand one message to the relay; the outcome, never an exception."""
+    client = _Client(hostname=relay.host, port=relay.port, timeout=relay.timeout, use_tls=relay.security == "tls",
+                     start_tls=relay.security == "starttls", username=relay.username, password=relay.password,
+                     cert_bundle=relay.ca_file)
     try:
-        await aiosmtplib.send(
-            message, hostname=relay.host, port=relay.port, timeout=relay.timeout,
-            use_tls=relay.security == "tls", start_tls=relay.security == "starttls",
-            username=relay.username, password=relay.password, cert_bundle=relay.ca_file,
-        )
-    except (TimeoutError, aiosmtplib.SMTPException, OSError) as error:
+        await client.connect()
+        await client.send_message(message)
+        await client.quit()
+    except (aiosmtplib.SMTPException, OSError, TimeoutError) as error:
         log.warning("SMTP relay refused or unreachable", extra={"error": type(error).__name__})
         return classify(error)
+    finally:
+        client.close()
+        if client.connected_once:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(client.lost.wait(), 2.0)
     return DeliveryResult("sent", provider_message_id=str(message["Message-ID"]))
 
 
