@@ -145,7 +145,7 @@ def email_headers(message_id: UUID, principal: Inbox, conn: Conn) -> dict[str, A
     return plain(dict(zip(keys, row, strict=True)))
 
 
-@router.get("/api/v1/email/attachments/{attachment_id}")
+@router.get("/api/v1/email/attachments/{attachment_id}", response_class=Response)
 def attachment(attachment_id: UUID, principal: Inbox, hub: HubDep) -> Response:
     """An attachment's bytes, unsealed for the reader (410 once its contact was erased)."""
     content_type, data = _channel(hub).files.get(attachment_id, principal.workspace_id)
