@@ -19,6 +19,7 @@ from adapters.postgres import Database
 from adapters.reminder_worker import ReminderWorker
 from adapters.sealing import SealingMapper
 from adapters.tokens import TokenStore
+from api.email_setup import wire_email
 from api.settings import Settings
 from domain.application import CommHub
 from domain.identifiers import Channel
@@ -125,12 +126,13 @@ def bootstrap(settings: Settings, *, database: Database | None = None) -> Hub:
         shredder=vault,
         handles=handles,
     )
+    email = wire_email(settings, app, database, vault)
     views = [Staff(), Directory(), Consents(), Inbox(), Messages(), Timeline(), Outbox(),
-             Handles(handles.digest, HANDLES_SQL), Appointments(), Reminders()]
+             Handles(handles.digest, HANDLES_SQL), Appointments(), Reminders(), email.view]
     runner = ProjectionRunner(app, database, views)
     runner.setup()
     tokens.setup()
-    outbox = OutboxWorker(app, database, channel_senders(settings))
+    outbox = OutboxWorker(app, database, {**channel_senders(settings), **email.senders})
     reminders = ReminderWorker(app, database, poll_seconds=settings.reminder_poll_seconds)
 
     def advanced(position: int) -> None:
@@ -140,5 +142,6 @@ def bootstrap(settings: Settings, *, database: Database | None = None) -> Hub:
     runner.on_advance = advanced
     feeds = CalendarFeeds(database)
     feeds.setup()
-    return Hub(extras={"calendar_feeds": feeds}, settings=settings, database=database, vault=vault, app=app, handles=handles, tokens=tokens,
-               projections=runner, outbox=outbox, embedded=embedded, reminders=reminders)
+    return Hub(settings=settings, database=database, vault=vault, app=app, handles=handles, tokens=tokens,
+               projections=runner, outbox=outbox, embedded=embedded, reminders=reminders,
+               extras={"calendar_feeds": feeds, "email": email})

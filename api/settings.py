@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
+from api.email_settings import EmailSettings
+
 DEFAULT_DATA_DIR = ".commhub"
 
 
@@ -36,6 +38,7 @@ class Settings:
     shutdown_seconds: float = 20.0
     reminder_poll_seconds: float = 5.0
     fhir_webhook_secret: str | None = field(default=None, repr=False)
+    email: EmailSettings = field(default_factory=EmailSettings)
 
     @property
     def resolved_kek_file(self) -> Path:
@@ -69,6 +72,7 @@ class Settings:
             shutdown_seconds=_number(env, "COMMHUB_SHUTDOWN_SECONDS", 20.0),
             reminder_poll_seconds=_number(env, "COMMHUB_REMINDER_POLL_SECONDS", 5.0) or 5.0,
             fhir_webhook_secret=_fhir_secret(env.get("COMMHUB_FHIR_WEBHOOK_SECRET") or None),
+            email=EmailSettings.from_env(env),
         )
 
 
