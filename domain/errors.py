@@ -137,8 +137,6 @@ class AppointmentTimeInvalidError(DomainError):
 
 class AppointmentTransitionInvalidError(DomainError):
     """The appointment's status does not allow this change."""
-class InboundAddressTakenError(DomainError):
-    """Another workspace already receives mail at this address."""
 
     status = 409
 
@@ -153,6 +151,14 @@ class ReminderPolicyInvalidError(DomainError):
 
 class ReminderPolicyNotFoundError(NotFoundError):
     """No such reminder policy in this workspace."""
+
+
+class InboundAddressTakenError(DomainError):
+    """Another workspace already receives mail at this address."""
+
+    status = 409
+
+
 class EmailUnreadableError(DomainError):
     """The email could not be read: it has no valid sender or is not a MIME message."""
 
