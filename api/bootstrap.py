@@ -17,6 +17,7 @@ from adapters.outbox_worker import OutboxWorker
 from adapters.postgres import Database
 from adapters.sealing import SealingMapper
 from adapters.tokens import TokenStore
+from api.twilio_setup import twilio_channel
 from api.settings import Settings
 from domain.application import CommHub
 from domain.identifiers import Channel
@@ -85,10 +86,13 @@ def start_database(settings: Settings) -> tuple[Database, EmbeddedPostgres | Non
     return database, embedded
 
 
-def channel_senders(settings: Settings) -> dict[str, ChannelSender]:
+def channel_senders(settings: Settings, app: CommHub | None = None) -> dict[str, ChannelSender]:
     """Without provider credentials every channel is the sandbox: outbound is captured, not sent."""
     sandbox = SandboxChannel()
-    return {channel.value: sandbox for channel in Channel}
+    senders: dict[str, ChannelSender] = {channel.value: sandbox for channel in Channel}
+    if settings.twilio_enabled and app is not None:
+        senders[Channel.SMS.value] = twilio_channel(settings, app)
+    return senders
 
 
 def bootstrap(settings: Settings, *, database: Database | None = None) -> Hub:
@@ -111,7 +115,8 @@ def bootstrap(settings: Settings, *, database: Database | None = None) -> Hub:
     runner = ProjectionRunner(app, database, views)
     runner.setup()
     tokens.setup()
-    outbox = OutboxWorker(app, database, channel_senders(settings))
+    outbox = OutboxWorker(app, database, channel_senders(settings, app), max_attempts=settings.outbox_max_attempts,
+                          base_delay=settings.outbox_base_delay)
     runner.on_advance = outbox.wake
     return Hub(settings=settings, database=database, vault=vault, app=app, handles=handles, tokens=tokens,
                projections=runner, outbox=outbox, embedded=embedded)

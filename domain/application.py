@@ -27,6 +27,8 @@ from domain.errors import (
 )
 from domain.identifiers import Channel, Purpose
 from domain.ports import ContactHandles, KeyShredder
+from domain.sms import COMPLIANCE, SmsCommands, compliance_decision
+from domain.voice import VoiceCommands
 from domain.workspace import StaffMember, Workspace, WorkspaceSlug
 
 last_position: ContextVar[int] = ContextVar("last_position", default=0)
@@ -36,7 +38,7 @@ RETRIES = 5
 T = TypeVar("T")
 
 
-class CommHub(Application):
+class CommHub(SmsCommands, VoiceCommands, Application):
     """All aggregates live in one application, so one notification log orders every event."""
 
     name = "commhub"
@@ -228,6 +230,8 @@ class CommHub(Application):
 
     def may_send(self, workspace_id: UUID, contact_id: UUID, channel: str, purpose: str, now: datetime) -> SendDecision:
         contact = self.get_contact(workspace_id, contact_id)
+        if purpose == COMPLIANCE:
+            return compliance_decision(contact.consent_subject())
         return may_send(contact.consent_subject(), Channel(channel), Purpose(purpose), now)
 
     # Conversations -------------------------------------------------------------------------
@@ -309,7 +313,7 @@ class CommHub(Application):
         def attempt() -> tuple[UUID, SendDecision]:
             conversation = self.get_conversation(workspace_id, conversation_id)
             contact = self.get_contact(workspace_id, conversation.contact_id)
-            decision = may_send(contact.consent_subject(), Channel(conversation.channel), identifiers.purpose(purpose), now)
+            decision = self.channel_decision(contact, conversation.channel, purpose, now)  # consent, quiet hours
             if decision.allowed:
                 conversation.send(message_id, body, author_id, purpose, now)
             else:

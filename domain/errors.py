@@ -125,3 +125,17 @@ class ConsentExpiryInvalidError(DomainError):
 
 class SnoozeTimeInvalidError(DomainError):
     """A snooze time must include a time zone offset."""
+
+
+class QuietHoursInvalidError(DomainError):
+    """Quiet hours must be two HH:MM times."""
+
+
+class PhoneNumberTakenError(DomainError):
+    """Another workspace already owns this phone number."""
+
+    status = 409
+
+
+class PhoneNumberNotAttachedError(NotFoundError):
+    """No workspace owns this phone number."""

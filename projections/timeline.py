@@ -12,6 +12,7 @@ from psycopg.types.json import Jsonb
 
 from domain.contact import Contact
 from domain.conversation import Conversation
+from domain.voice import CallLogged
 from projections.base import View, clear
 from projections.inbox import preview
 
@@ -48,6 +49,7 @@ KINDS: dict[type, str] = {
     Conversation.MessageSent: "message.sent",
     Conversation.MessageRefused: "message.refused",
     Conversation.NoteAdded: "conversation.note",
+    CallLogged: "call",
 }
 
 
@@ -75,6 +77,8 @@ def detail(e: Any) -> dict[str, Any] | None:
         return {"message_id": str(e.message_id), "preview": preview(e.body)}
     if kind is Conversation.MessageRefused:
         return {"message_id": str(e.message_id), "reason": e.reason}
+    if kind is CallLogged:
+        return {"message_id": str(e.message_id), "call": e.kind, "duration": e.duration, "preview": preview(e.body)}
     if kind is Conversation.NoteAdded:
         return {"note_id": str(e.note_id), "preview": preview(e.text)}
     return None
