@@ -59,12 +59,12 @@ class TwilioSmsChannel:
         self.client = Client(account_sid, auth_token, http_client=RoutedHttpClient(api_url, timeout))
         self.sender = sender
         self.status_callback = status_callback
-        self.numbers = numbers  # (workspace id, contact id) → (from number, to number)
+        self.numbers = numbers  # message → (from number, to number)
 
     def send(self, message: OutboundMessage) -> DeliveryResult:
         if message.body is None:
             return DeliveryResult("failed", error_code="erased")
-        addresses = self.numbers(message.workspace_id, message.contact_id)
+        addresses = self.numbers(message)
         if addresses is None:
             return DeliveryResult("failed", error_code="no_number")
         from_number, to_number = addresses

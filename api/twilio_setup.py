@@ -3,30 +3,34 @@
 from __future__ import annotations
 
 from typing import Callable
-from uuid import UUID
 
+from adapters.channels import OutboundMessage
 from adapters.twilio_sms import TwilioSmsChannel
 from api.settings import Settings
 from domain.application import CommHub
 from domain.errors import NotFoundError
 from domain.personal import readable
+from domain.sms import business_number
 
 STATUS_PATH = "/webhooks/twilio/status"
 
 
-def sms_addresses(app: CommHub) -> Callable[[UUID, UUID], tuple[str | None, str] | None]:
-    """(workspace's number, contact's phone) for a message, read from the aggregates at send time."""
+def sms_addresses(app: CommHub) -> Callable[[OutboundMessage], tuple[str | None, str] | None]:
+    """(workspace's number, contact's phone) for a message, read from the aggregates at send time:
+    the number the contact last wrote to if the workspace still has it, else its first number."""
 
-    def lookup(workspace_id: UUID, contact_id: UUID) -> tuple[str | None, str] | None:
+    def lookup(message: OutboundMessage) -> tuple[str | None, str] | None:
         try:
-            contact = app.get_contact(workspace_id, contact_id)
+            contact = app.get_contact(message.workspace_id, message.contact_id)
+            conversation = app.get_conversation(message.workspace_id, message.conversation_id)
         except NotFoundError:
             return None
         phone = readable(contact.phone)
         if not phone:
             return None
-        numbers = app.sms_settings(workspace_id).numbers
-        return (numbers[0] if numbers else None), phone
+        numbers = app.sms_settings(message.workspace_id).numbers
+        used = business_number(conversation)
+        return (used if used in numbers else numbers[0] if numbers else None), phone
 
     return lookup
 

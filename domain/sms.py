@@ -43,6 +43,19 @@ def compliance_decision(subject: ConsentSubject) -> SendDecision:
     return ALLOWED
 
 
+class NumberUsed(Conversation.Event):
+    """The contact wrote to this number of the business: replies go out from it."""
+
+    number: str
+
+    def apply(self, conversation: Conversation) -> None:
+        conversation.business_number = self.number  # type: ignore[attr-defined]
+
+
+def business_number(conversation: Conversation) -> str | None:
+    return getattr(conversation, "business_number", None)
+
+
 @dataclass(frozen=True)
 class InboundSms:
     conversation_id: UUID
@@ -194,6 +207,7 @@ class SmsCommands:
     def receive_sms(
         self, *, workspace_id: UUID, contact_id: UUID, body: str, provider_message_id: str,
         attachments: list[dict[str, Any]], now: datetime, message_id: UUID | None = None,
+        to_number: str | None = None,
     ) -> InboundSms:
         """Store an inbound SMS once per provider id, acting on a compliance keyword in the same save:
         the message, the consent change, cancelled queued messages and the reply commit together,
@@ -207,6 +221,9 @@ class SmsCommands:
                 return InboundSms(receipt.conversation_id, receipt.message_id, False)
             contact = self.get_contact(workspace_id, contact_id)
             conversation = self._conversation_for(workspace_id, contact_id, SMS, "default", now)
+            if to_number and business_number(conversation) != to_number:
+                conversation.trigger_event(NumberUsed, workspace_id=workspace_id, contact_id=contact_id,
+                                           number=to_number, timestamp=now)
             conversation.receive(message_id, body, attachments, provider_message_id, now)
             pending: list[Any] = [conversation, InboundReceipt.record(
                 workspace_id=workspace_id, channel=SMS, provider_message_id=provider_message_id,

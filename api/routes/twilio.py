@@ -87,7 +87,7 @@ async def inbound_sms(request: Request) -> Response:
         workspace_id = hub.app.workspace_for_number(receiver)
         contact_id = hub.app.find_or_create_contact(workspace_id, kind="phone", value=sender, name=None, now=at)
         hub.app.receive_sms(workspace_id=workspace_id, contact_id=contact_id, body=body, provider_message_id=sid,
-                            attachments=attachments, now=at)
+                            attachments=attachments, now=at, to_number=receiver)
 
     await run_in_threadpool(store)
     return twiml()
