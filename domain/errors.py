@@ -139,3 +139,7 @@ class PhoneNumberTakenError(DomainError):
 
 class PhoneNumberNotAttachedError(NotFoundError):
     """No workspace owns this phone number."""
+
+
+class SmsSettingsInvalidError(DomainError):
+    """An SMS or voice setting is not valid."""

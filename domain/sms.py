@@ -14,7 +14,12 @@ from domain import identifiers
 from domain.consent import ALLOWED, ConsentSubject, Refusal, SendDecision, may_send
 from domain.contact import Contact
 from domain.conversation import Conversation, InboundReceipt, check_body
-from domain.errors import MessageBodyInvalidError, PhoneNumberNotAttachedError, PhoneNumberTakenError
+from domain.errors import (
+    PhoneNumberNotAttachedError,
+    PhoneNumberTakenError,
+    QuietHoursInvalidError,
+    SmsSettingsInvalidError,
+)
 from domain.identifiers import Channel, Purpose
 from domain.personal import readable
 from domain.phone_numbers import PhoneNumber, SmsSettings
@@ -69,7 +74,7 @@ def _text(value: Any, name: str, limit: int, *, optional: bool = False) -> str |
     if value is None and optional:
         return None
     if not isinstance(value, str) or not value.strip() or len(value) > limit:
-        raise MessageBodyInvalidError(f"{name} must be 1-{limit} characters")
+        raise SmsSettingsInvalidError(f"{name} must be 1-{limit} characters")
     return value.strip()
 
 
@@ -85,7 +90,7 @@ def check_settings(changes: dict[str, Any]) -> dict[str, Any]:
             checked[name] = identifiers.e164(value) if value is not None else None
         elif name == "ring_seconds":
             if not isinstance(value, int) or not 5 <= value <= 120:
-                raise MessageBodyInvalidError("ring_seconds must be 5-120")
+                raise SmsSettingsInvalidError("ring_seconds must be 5-120")
             checked[name] = value
         elif name in ("quiet_hours_start", "quiet_hours_end"):
             checked[name] = value
@@ -125,7 +130,7 @@ class SmsCommands:
             settings = self._settings_for_change(workspace_id, now)
             merged = {**settings.view(), **checked}
             if bool(merged["quiet_hours_start"]) != bool(merged["quiet_hours_end"]):
-                raise MessageBodyInvalidError("quiet hours need both a start and an end (or neither)")
+                raise QuietHoursInvalidError("quiet hours need both a start and an end (or neither)")
             settings.change(checked, now)
             self.save(settings)
             return settings

@@ -10,6 +10,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 from domain.consent import SendDecision
 from domain.conversation import Conversation, InboundReceipt
 from domain.identifiers import Channel
+from domain.sms import NumberUsed, business_number
 
 CALL_NAMESPACE = uuid5(NAMESPACE_URL, "https://commhub.invalid/call-event")
 CALL_KINDS = ("started", "answered", "missed", "voicemail", "transcription")
@@ -58,6 +59,7 @@ class VoiceCommands:
     def log_call(
         self, workspace_id: UUID, contact_id: UUID, *, call_sid: str, kind: str, now: datetime,
         duration: int | None = None, body: str = "", attachments: list[dict[str, Any]] | None = None,
+        to_number: str | None = None,
     ) -> tuple[bool, SendDecision | None]:
         """Log a call event once per call and kind (providers retry); a missed call also queues the
         workspace's text-back SMS, subject to consent and quiet hours, in the same save.
@@ -84,6 +86,9 @@ class VoiceCommands:
             text = self.sms_settings(workspace_id).missed_call_text if kind == "missed" else None
             if text and not contact.erased:
                 sms = self._conversation_for(workspace_id, contact_id, SMS, "default", now)
+                if to_number and business_number(sms) != to_number:  # text back from the number they called
+                    sms.trigger_event(NumberUsed, workspace_id=workspace_id, contact_id=contact_id, number=to_number,
+                                      timestamp=now)
                 decision = self._send_or_refuse(sms, contact, text_back_id(call_sid), text, "transactional", now)
                 pending.append(sms)
             self.save(*pending)

@@ -171,7 +171,8 @@ async def dial_finished(request: Request) -> Response:
             response.hangup()
             return response
         if contact_id is not None:
-            hub.app.log_call(workspace_id, contact_id, call_sid=call_sid, kind="missed", now=now())
+            hub.app.log_call(workspace_id, contact_id, call_sid=call_sid, kind="missed", now=now(),
+                             to_number=identifiers.e164(form["To"]))
         return _voicemail(response, request, hub, hub.app.sms_settings(workspace_id).voicemail_greeting)
 
     return twiml(await run_in_threadpool(finish))
