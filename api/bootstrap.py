@@ -116,7 +116,7 @@ def bootstrap(settings: Settings, *, database: Database | None = None) -> Hub:
     runner.setup()
     tokens.setup()
     outbox = OutboxWorker(app, database, channel_senders(settings, app), max_attempts=settings.outbox_max_attempts,
-                          base_delay=settings.outbox_base_delay)
+                          base_delay=settings.outbox_base_delay, concurrency=settings.outbox_concurrency)
     runner.on_advance = outbox.wake
     return Hub(settings=settings, database=database, vault=vault, app=app, handles=handles, tokens=tokens,
                projections=runner, outbox=outbox, embedded=embedded)

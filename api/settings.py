@@ -37,6 +37,7 @@ class Settings:
     twilio_timeout: float = 10.0
     outbox_max_attempts: int = 8
     outbox_base_delay: float = 2.0
+    outbox_concurrency: int = 4
 
     @property
     def twilio_enabled(self) -> bool:
@@ -81,6 +82,7 @@ class Settings:
             twilio_timeout=_number(env, "COMMHUB_TWILIO_TIMEOUT", 10.0),
             outbox_max_attempts=max(1, int(_number(env, "COMMHUB_OUTBOX_MAX_ATTEMPTS", 8))),
             outbox_base_delay=_number(env, "COMMHUB_OUTBOX_BASE_DELAY", 2.0),
+            outbox_concurrency=max(1, int(_number(env, "COMMHUB_OUTBOX_CONCURRENCY", 4))),
         )
 
 

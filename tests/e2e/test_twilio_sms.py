@@ -52,6 +52,8 @@ def test_an_inbound_sms_creates_the_contact_and_conversation_and_reaches_the_age
     assert contact["phone"] == sender and row["channel"] == "sms"
     [received] = owner.messages(row["conversation_id"])
     assert received["kind"] == "in" and received["attachments"][0]["content_type"] == "image/jpeg"
+    log = twilio_server.log()
+    assert sender not in log and body not in log and "Media/ME1" not in log
 
 
 def test_a_retried_webhook_with_the_same_message_sid_stores_one_message(twilio_server, owner, fake, number):
