@@ -220,10 +220,6 @@ class SmsCommands:
         message_id = message_id or uuid4()
 
         def attempt() -> InboundSms:
-            receipt_id = InboundReceipt.id_for(workspace_id, SMS, provider_message_id)
-            receipt = self._get(receipt_id, InboundReceipt)
-            if receipt is not None:
-                return InboundSms(receipt.conversation_id, receipt.message_id, False)
             contact = self.get_contact(workspace_id, contact_id)
             conversation = self._conversation_for(workspace_id, contact_id, SMS, "default", now)
             if to_number and business_number(conversation) != to_number:
@@ -237,7 +233,13 @@ class SmsCommands:
             reply_id = self._act_on_keyword(found, contact, conversation, message_id, now)
             if reply_id is not None or found is Keyword.OPT_OUT:
                 pending.append(contact)
-            self.save(*pending)
+            try:
+                self.save(*pending)
+            except IntegrityError:  # a retried webhook (the receipt exists: nothing was saved), or a race
+                receipt = self._get(InboundReceipt.id_for(workspace_id, SMS, provider_message_id), InboundReceipt)
+                if receipt is not None:
+                    return InboundSms(receipt.conversation_id, receipt.message_id, False)
+                raise
             return InboundSms(conversation.id, message_id, True, found, reply_id)
 
         return self._retrying(attempt)
