@@ -7,17 +7,13 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from tests.e2e.api_support import assert_problem, demo_login, phone_number, wait_for
-from tests.e2e.twilio_support import (  # noqa: F401 (fixtures)
+from tests.e2e.twilio_channel.conftest import (
     PUBLIC,
     conversation_with,
-    fake,
     message,
-    number,
-    owner,
     sent_to,
     status_is,
     texted_in,
-    twilio_server,
     unique_text,
 )
 from tests.fake_twilio import FakeTwilio

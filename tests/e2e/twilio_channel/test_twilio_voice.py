@@ -7,15 +7,11 @@ import uuid
 import xml.etree.ElementTree as ET
 
 from tests.e2e.api_support import phone_number, wait_for
-from tests.e2e.twilio_support import (  # noqa: F401 (fixtures)
+from tests.e2e.twilio_channel.conftest import (
     PUBLIC,
     conversation_with,
-    fake,
-    number,
-    owner,
     sent_to,
     texted_in,
-    twilio_server,
     unique_text,
 )
 

@@ -1,4 +1,4 @@
-"""Fixtures and helpers for the Twilio end-to-end tests: a fake Twilio on loopback and a commhub
+"""Fixtures and helpers for the Twilio end-to-end tests (one server for all of them): a fake Twilio on loopback and a commhub
 server configured to use it, sitting behind a (simulated) reverse proxy at a public URL."""
 
 from __future__ import annotations
@@ -17,14 +17,14 @@ from tests.fake_twilio import FakeTwilio, Received
 PUBLIC = "https://hub.example.test"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def fake() -> Iterator[FakeTwilio]:
     twilio = FakeTwilio(hang_seconds=3).start()
     yield twilio
     twilio.stop()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def twilio_server(tmp_path_factory: pytest.TempPathFactory, server_url: str, session_kek: str,
                   fake: FakeTwilio) -> Iterator[Server]:
     database = Database(server_url, f"test_{uuid.uuid4().hex[:12]}")

@@ -8,17 +8,13 @@ import time
 from typing import Any
 
 from tests.e2e.api_support import AgentSocket, assert_problem, phone_number, wait_for
-from tests.e2e.twilio_support import (  # noqa: F401 (fixtures)
+from tests.e2e.twilio_channel.conftest import (
     PUBLIC,
     conversation_with,
-    fake,
     message,
-    number,
-    owner,
     sent_to,
     status_is,
     texted_in,
-    twilio_server,
     unique_text,
 )
 

@@ -10,7 +10,7 @@ from playwright.sync_api import expect
 
 from tests.e2e.api_support import phone_number
 from tests.e2e.test_inbox_page import browser_page  # noqa: F401 (fixture)
-from tests.e2e.twilio_support import PUBLIC, fake, number, owner, twilio_server, unique_text  # noqa: F401
+from tests.e2e.twilio_channel.conftest import PUBLIC, unique_text
 
 VOICE = f"{PUBLIC}/webhooks/twilio/voice"
 
