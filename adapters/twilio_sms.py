@@ -57,7 +57,7 @@ class TwilioSmsChannel:
         numbers: Any, api_url: str = TWILIO_API, timeout: float = 10.0,
     ) -> None:
         self.client = Client(account_sid, auth_token, http_client=RoutedHttpClient(api_url, timeout))
-        self.client.api.v2010  # the client imports its API modules on first use (~1 s): not on the first send
+        _ = self.client.api.v2010  # the client imports its API modules on first use (~1 s): not on the first send
         self.sender = sender
         self.status_callback = status_callback
         self.numbers = numbers  # message → (from number, to number)
@@ -83,7 +83,8 @@ class TwilioSmsChannel:
             return result
         # Twilio has it: recorded as "sent" so the outcome is an event (a rebuilt outbox never resends it);
         # its callbacks then move it on to delivered/undelivered/failed.
-        return DeliveryResult(status="failed" if created.status == "failed" else "sent", provider_message_id=created.sid)
+        status = "failed" if created.status == "failed" else "sent"
+        return DeliveryResult(status=status, provider_message_id=created.sid)
 
     def callback_url(self, message: OutboundMessage) -> str:
         ids: dict[str, UUID] = {"workspace_id": message.workspace_id, "conversation_id": message.conversation_id,

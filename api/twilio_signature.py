@@ -6,7 +6,12 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from fastapi import HTTPException, Request
-from twilio.request_validator import SIGNATURE_HEADER, SIGNATURE_SETTINGS_HEADER, RequestValidator, get_signature_algorithm
+from twilio.request_validator import (
+    SIGNATURE_HEADER,
+    SIGNATURE_SETTINGS_HEADER,
+    RequestValidator,
+    get_signature_algorithm,
+)
 
 from api.settings import Settings
 

@@ -34,8 +34,8 @@ from urllib.parse import parse_qsl, urlencode
 
 import httpx
 from fastapi import FastAPI, Request, Response
-from twilio.request_validator import RequestValidator
 from rich.table import Table
+from twilio.request_validator import RequestValidator
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -117,8 +117,9 @@ def outbox_throughput(url: str, stack: ExitStack, tmp: Path, count: int) -> dict
     for index in range(count):
         twilio.messages.create(to=phone(index), from_=TWILIO_NUMBER, body=f"Direct {index}")
     baseline = time.perf_counter() - started
-    return {"delivered": delivered, "count": 2 * count, "unsent": pending, "serial": rates[1], "ours": rates[settings.outbox_concurrency],
-            "concurrency": settings.outbox_concurrency, "baseline": count / baseline}
+    return {"delivered": delivered, "count": 2 * count, "unsent": pending, "serial": rates[1],
+            "ours": rates[settings.outbox_concurrency], "concurrency": settings.outbox_concurrency,
+            "baseline": count / baseline}
 
 
 # Part 2 ------------------------------------------------------------------------------------------
@@ -146,7 +147,8 @@ def webhook_latencies(base: str, token: str, count: int, account_sid: str, to: s
     with httpx.Client(timeout=15) as http:
         for index in range(count + 20):
             sender = phone(600_000 + index) if index % 4 == 0 else phone(500_000 + index % 50)  # a quarter new
-            params = {"MessageSid": f"SM{uuid.uuid4().hex}", "AccountSid": account_sid, "From": sender, "To": to, "Body": f"Message {index}", "NumMedia": "0", "ApiVersion": "2010-04-01"}
+            params = {"MessageSid": f"SM{uuid.uuid4().hex}", "AccountSid": account_sid, "From": sender, "To": to,
+                      "Body": f"Message {index}", "NumMedia": "0", "ApiVersion": "2010-04-01"}
             url = base + "/webhooks/twilio/sms"
             headers = {"Content-Type": "application/x-www-form-urlencoded",
                        "X-Twilio-Signature": signature(token, url, params)}
@@ -209,7 +211,8 @@ def main() -> None:
     table = Table(title="Inbound SMS webhook latency (signed, sequential, kept-alive connection)")
     for column in ("endpoint", "p50", "p95", "p99", "p99 ratio"):
         table.add_column(column)
-    for name, label in (("ours", "commhub /webhooks/twilio/sms (stored)"), ("baseline", "bare FastAPI: verify + TwiML")):
+    labels = (("ours", "commhub /webhooks/twilio/sms (stored)"), ("baseline", "bare FastAPI: verify + TwiML"))
+    for name, label in labels:
         values = latency[name]
         table.add_row(label, ms(percentile(values, 50)), ms(percentile(values, 95)), ms(percentile(values, 99)),
                       ratio(percentile(values, 99), percentile(latency["baseline"], 99)))

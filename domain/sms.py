@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
 from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 
 from eventsourcing.persistence import IntegrityError
@@ -31,6 +31,7 @@ COMPLIANCE = "compliance"
 KEYWORD_SOURCE = "sms keyword"
 REPLY_NAMESPACE = uuid5(NAMESPACE_URL, "https://commhub.invalid/keyword-reply")
 SMS = Channel.SMS.value
+T = TypeVar("T")
 EPOCH = datetime(2000, 1, 1, tzinfo=timezone.utc)
 
 
@@ -105,22 +106,25 @@ class SmsCommands:
 
     _get: Any
     save: Any
-    _retrying: Any
     _conversation_for: Any
     get_contact: Any
     get_workspace: Any
     get_conversation: Any
 
+    if TYPE_CHECKING:
+        @staticmethod
+        def _retrying(attempt: Callable[[], T]) -> T: ...
+
     # Numbers and settings ---------------------------------------------------------------------
 
     def sms_settings(self, workspace_id: UUID) -> SmsSettings:
         """The workspace's settings (defaults until first changed)."""
-        found = self._get(SmsSettings.id_for(workspace_id), SmsSettings)
+        found: SmsSettings | None = self._get(SmsSettings.id_for(workspace_id), SmsSettings)
         return found if found is not None else SmsSettings.create(workspace_id, EPOCH)
 
     def _settings_for_change(self, workspace_id: UUID, now: datetime) -> SmsSettings:
         self.get_workspace(workspace_id)
-        found = self._get(SmsSettings.id_for(workspace_id), SmsSettings)
+        found: SmsSettings | None = self._get(SmsSettings.id_for(workspace_id), SmsSettings)
         return found if found is not None else SmsSettings.create(workspace_id, now)
 
     def change_sms_settings(self, workspace_id: UUID, changes: dict[str, Any], now: datetime) -> SmsSettings:
@@ -174,7 +178,7 @@ class SmsCommands:
         return self._retrying(attempt)
 
     def workspace_for_number(self, number: str) -> UUID:
-        reservation = self._get(PhoneNumber.id_for(number), PhoneNumber)
+        reservation: PhoneNumber | None = self._get(PhoneNumber.id_for(number), PhoneNumber)
         if reservation is None or reservation.workspace_id is None:
             raise PhoneNumberNotAttachedError("no workspace owns this number")
         return reservation.workspace_id

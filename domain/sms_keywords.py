@@ -10,7 +10,8 @@ OPT_IN_WORDS = frozenset({"START", "UNSTOP", "YES"})
 HELP_WORDS = frozenset({"HELP"})
 STRIP = " \t\r\n\u00a0.,;:!?¡¿'\"()[]{}<>*_~`-–—…/\\|#@&^%$+="
 
-OPT_OUT_CONFIRMATION = "You have been unsubscribed and will receive no more messages from us. Reply START to resubscribe."
+OPT_OUT_CONFIRMATION = ("You have been unsubscribed and will receive no more messages from us."
+                        " Reply START to resubscribe.")
 OPT_IN_CONFIRMATION = "You have been resubscribed to messages from us. Reply STOP to unsubscribe, HELP for help."
 DEFAULT_HELP_TEXT = "Reply STOP to unsubscribe. Message and data rates may apply."
 

@@ -4,7 +4,7 @@ logged on the contact's voice conversation; a missed call may trigger an SMS tex
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, TypeVar
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from domain.consent import SendDecision
@@ -16,6 +16,7 @@ CALL_NAMESPACE = uuid5(NAMESPACE_URL, "https://commhub.invalid/call-event")
 CALL_KINDS = ("started", "answered", "missed", "voicemail", "transcription")
 VOICE = Channel.VOICE.value
 SMS = Channel.SMS.value
+T = TypeVar("T")
 
 
 class CallLogged(Conversation.Event):
@@ -50,11 +51,14 @@ class VoiceCommands:
 
     _get: Any
     save: Any
-    _retrying: Any
     _conversation_for: Any
     get_contact: Any
     sms_settings: Any
     _send_or_refuse: Any
+
+    if TYPE_CHECKING:
+        @staticmethod
+        def _retrying(attempt: Callable[[], T]) -> T: ...
 
     def log_call(
         self, workspace_id: UUID, contact_id: UUID, *, call_sid: str, kind: str, now: datetime,

@@ -1,4 +1,5 @@
-"""Fixtures and helpers for the Twilio end-to-end tests (one server for all of them): a fake Twilio on loopback and a commhub
+"""Fixtures and helpers for the Twilio end-to-end tests (one server for all of them): a fake
+Twilio on loopback and a commhub
 server configured to use it, sitting behind a (simulated) reverse proxy at a public URL."""
 
 from __future__ import annotations

@@ -9,7 +9,6 @@ from zoneinfo import ZoneInfo
 from tests.e2e.api_support import assert_problem, demo_login, phone_number, wait_for
 from tests.e2e.twilio_channel.conftest import (
     PUBLIC,
-    conversation_with,
     message,
     sent_to,
     status_is,
@@ -23,7 +22,8 @@ def bodies_sent(fake, to: str) -> list[str]:
     return [r.form["Body"] for r in sent_to(fake, to)]
 
 
-def test_stop_withdraws_sms_consent_sends_one_confirmation_and_refuses_further_sends(twilio_server, owner, fake, number):
+def test_stop_withdraws_sms_consent_sends_one_confirmation_and_refuses_further_sends(
+        twilio_server, owner, fake, number):
     sender = phone_number()
     row = texted_in(owner, fake, number, unique_text("Hi"), sender)
     conversation = row["conversation_id"]
@@ -47,10 +47,9 @@ def test_start_restores_consent_and_help_answers_with_the_workspace_help_text(tw
     owner.ok("PUT", "/api/v1/sms/settings", {"help_text": "Harbour Physio: call 020 7946 0000. Reply STOP to opt out."})
     sender = phone_number()
     row = texted_in(owner, fake, number, unique_text("Hello"), sender)
-    for keyword in ("STOP", "Yes.", "help"):
+    for count, keyword in enumerate(("STOP", "Yes.", "help"), start=1):
         assert fake.inbound_sms(PUBLIC, sender=sender, to=number, body=keyword).status_code == 200
-        wait_for(lambda: len(bodies_sent(fake, sender)) == ("STOP", "Yes.", "help").index(keyword) + 1,
-                 what=f"the reply to {keyword}")
+        wait_for(lambda n=count: len(bodies_sent(fake, sender)) == n, what=f"the reply to {keyword}")
     reply = owner.ok("POST", f"/api/v1/conversations/{row['conversation_id']}/reply", {"body": "Welcome back"})
 
     assert reply["status"] == "queued"

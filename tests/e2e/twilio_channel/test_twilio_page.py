@@ -9,14 +9,14 @@ import re
 from playwright.sync_api import expect
 
 from tests.e2e.api_support import phone_number
-from tests.e2e.test_inbox_page import browser_page  # noqa: F401 (fixture)
+from tests.e2e.test_inbox_page import browser_page as browser_page  # the fixture
 from tests.e2e.twilio_channel.conftest import PUBLIC, unique_text
 
 VOICE = f"{PUBLIC}/webhooks/twilio/voice"
 
 
 def test_an_agent_sees_twilio_sms_delivery_an_opt_out_and_a_missed_call_in_the_inbox(
-        twilio_server, owner, fake, number, browser_page):
+        twilio_server, owner, fake, number, browser_page):  # noqa: F811 (the fixture)
     page, errors = browser_page
     login = json.loads((twilio_server.data_dir / "demo-login.json").read_text())
     owner.ok("PUT", "/api/v1/sms/settings", {"forward_to": "+442079460000", "missed_call_text": None})

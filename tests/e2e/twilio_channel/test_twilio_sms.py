@@ -11,7 +11,6 @@ from tests.e2e.api_support import AgentSocket, assert_problem, phone_number, wai
 from tests.e2e.twilio_channel.conftest import (
     PUBLIC,
     conversation_with,
-    message,
     sent_to,
     status_is,
     texted_in,
@@ -87,7 +86,8 @@ def test_a_server_error_then_success_delivers_the_message_exactly_once(twilio_se
     assert [r.answered for r in sent_to(fake, sender)] == [500, 429, 201]
 
 
-def test_a_twilio_that_hangs_is_given_up_on_and_the_message_goes_on_the_next_attempt(twilio_server, owner, fake, number):
+def test_a_twilio_that_hangs_is_given_up_on_and_the_message_goes_on_the_next_attempt(
+        twilio_server, owner, fake, number):
     sender = phone_number()
     row = texted_in(owner, fake, number, unique_text("Hello?"), sender)
     fake.answer_next("hang")
