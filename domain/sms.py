@@ -225,9 +225,11 @@ class SmsCommands:
 
         def attempt() -> InboundSms:
             contact = self.get_contact(workspace_id, contact_id)
-            conversation = self._conversation_for(workspace_id, contact_id, SMS, "default", now)
+            while contact.merged_into is not None:  # the handle still pointed at a merged duplicate
+                contact = self.get_contact(workspace_id, contact.merged_into)
+            conversation = self._conversation_for(workspace_id, contact.id, SMS, "default", now)
             if to_number and business_number(conversation) != to_number:
-                conversation.trigger_event(NumberUsed, workspace_id=workspace_id, contact_id=contact_id,
+                conversation.trigger_event(NumberUsed, workspace_id=workspace_id, contact_id=contact.id,
                                            number=to_number, timestamp=now)
             conversation.receive(message_id, body, attachments, provider_message_id, now)
             pending: list[Any] = [conversation, InboundReceipt.record(

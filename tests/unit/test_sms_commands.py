@@ -138,3 +138,14 @@ def test_a_missed_call_is_logged_once_and_texts_back_once(app):
     sms = app.start_conversation(ws, person, "sms", NOW)
     assert [e.body for e in app.events.get(sms) if isinstance(e, Conversation.MessageSent)] == ["Sorry we missed you"]
     assert "CallLogged" in events(app, app.start_conversation(ws, person, "voice", NOW))
+
+
+def test_stop_from_a_merged_duplicates_number_opts_out_the_surviving_contact(app):
+    ws = workspace(app)
+    survivor, duplicate = contact(app, ws), contact(app, ws)
+    app.merge_contacts(ws, survivor, duplicate, None, NOW)
+    result = app.receive_sms(workspace_id=ws, contact_id=duplicate, body="STOP", provider_message_id="SM1",
+                             attachments=[], now=NOW)
+    assert result.reply_id is not None
+    assert app.get_conversation(ws, result.conversation_id).contact_id == survivor
+    assert str(app.may_send(ws, survivor, "sms", "transactional", NOW).reason) == "consent_withdrawn"
