@@ -29,6 +29,11 @@ class Settings:
     port: int = 8000
     log_level: str = "info"
     pool_size: int = 5
+    log_format: str = "json"
+    workers: bool = True
+    ready_max_lag: int = 10_000
+    metrics_token: str | None = field(default=None, repr=False)
+    shutdown_seconds: float = 20.0
     public_url: str | None = None
     twilio_account_sid: str | None = None
     twilio_auth_token: str | None = field(default=None, repr=False)
@@ -74,6 +79,11 @@ class Settings:
             port=int(_number(env, "COMMHUB_PORT", 8000)),
             log_level=env.get("COMMHUB_LOG_LEVEL", "info").lower(),
             pool_size=int(_number(env, "COMMHUB_DB_POOL_SIZE", 5)),
+            log_format=_choice(env, "COMMHUB_LOG_FORMAT", ("json", "text"), "json"),
+            workers=_choice(env, "COMMHUB_WORKERS", ("on", "off"), "on") == "on",
+            ready_max_lag=int(_number(env, "COMMHUB_READY_MAX_LAG", 10_000)),
+            metrics_token=env.get("COMMHUB_METRICS_TOKEN") or None,
+            shutdown_seconds=_number(env, "COMMHUB_SHUTDOWN_SECONDS", 20.0),
             public_url=_url(env, "COMMHUB_PUBLIC_URL"),
             twilio_account_sid=env.get("COMMHUB_TWILIO_ACCOUNT_SID") or None,
             twilio_auth_token=env.get("COMMHUB_TWILIO_AUTH_TOKEN") or None,
@@ -84,6 +94,13 @@ class Settings:
             outbox_base_delay=_number(env, "COMMHUB_OUTBOX_BASE_DELAY", 2.0),
             outbox_concurrency=max(1, int(_number(env, "COMMHUB_OUTBOX_CONCURRENCY", 4))),
         )
+
+
+def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...], default: str) -> str:
+    value = (env.get(name) or default).strip().lower()
+    if value not in allowed:
+        raise SettingsError(f"{name} must be one of: {', '.join(allowed)}")
+    return value
 
 
 def _number(env: Mapping[str, str], name: str, default: float) -> float:
