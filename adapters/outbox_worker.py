@@ -25,7 +25,7 @@ class OutboxWorker:
     def __init__(
         self, app: CommHub, database: Database, channels: Mapping[str, ChannelSender], *,
         max_attempts: int = 8, base_delay: float = 2.0, clock: Callable[[], datetime] | None = None,
-        concurrency: int = 1,
+        concurrency: int = 1, lease_seconds: float = LEASE.total_seconds(),
     ) -> None:
         self.app = app
         self.database = database
@@ -33,6 +33,7 @@ class OutboxWorker:
         self.max_attempts = max_attempts
         self.base_delay = base_delay
         self.concurrency = max(1, concurrency)  # sends of one batch in parallel: each row is leased to us
+        self.lease = timedelta(seconds=lease_seconds)  # a dead worker's claimed rows come back after this
         self.clock = clock or (lambda: datetime.now(timezone.utc))
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -62,7 +63,7 @@ class OutboxWorker:
                 " WHERE message_id IN (SELECT message_id FROM commhub_outbox WHERE status = 'pending'"
                 " AND next_attempt_at <= %s ORDER BY next_attempt_at LIMIT %s FOR UPDATE SKIP LOCKED)"
                 " RETURNING message_id, workspace_id, conversation_id, contact_id, channel, body, attempts, purpose",
-                (now + LEASE, now, limit),
+                (now + self.lease, now, limit),
             ).fetchall()
         def handle(row: tuple[Any, ...]) -> None:
             *fields, purpose = row
@@ -70,6 +71,8 @@ class OutboxWorker:
                 self._release([row[0]])
                 return
             message = OutboundMessage(*fields)
+            if message.attempt > 1 and self._outcome_recorded(message):
+                return  # the read model will close the row; its lease keeps it from us until then
             refusal = self._refusal(message, purpose, now)
             if refusal is None:
                 self._deliver(message)
@@ -91,6 +94,14 @@ class OutboxWorker:
                 " WHERE message_id = ANY(%s) AND status = 'pending'",
                 (self.clock(), message_ids),
             )
+
+    def _outcome_recorded(self, message: OutboundMessage) -> bool:
+        """Whether the event store already holds an outcome for a message claimed again: a worker that
+        died after the provider took it (and a status callback recorded it), or before it could close
+        the row, leaves the row pending until the outbox projection catches up. Sending it again then
+        would deliver it twice."""
+        conversation = self.app.get_conversation(message.workspace_id, message.conversation_id)
+        return conversation.outbound.get(str(message.message_id)) != "queued"
 
     def _refusal(self, message: OutboundMessage, purpose: str, now: datetime) -> str | None:
         """Consent is checked again at the moment of sending: a STOP, a restriction or an erasure

@@ -138,7 +138,7 @@ def bootstrap(settings: Settings, *, database: Database | None = None) -> Hub:
     tokens.setup()
     outbox = OutboxWorker(app, database, {**channel_senders(settings, app), **email.senders},
                           max_attempts=settings.outbox_max_attempts, base_delay=settings.outbox_base_delay,
-                          concurrency=settings.outbox_concurrency)
+                          concurrency=settings.outbox_concurrency, lease_seconds=settings.outbox_lease_seconds)
     reminders = ReminderWorker(app, database, poll_seconds=settings.reminder_poll_seconds)
 
     def advanced(position: int) -> None:

@@ -48,6 +48,7 @@ class Settings:
     outbox_max_attempts: int = 8
     outbox_base_delay: float = 2.0
     outbox_concurrency: int = 4
+    outbox_lease_seconds: float = 60.0
 
     @property
     def twilio_enabled(self) -> bool:
@@ -101,6 +102,7 @@ class Settings:
             outbox_max_attempts=max(1, int(_number(env, "COMMHUB_OUTBOX_MAX_ATTEMPTS", 8))),
             outbox_base_delay=_number(env, "COMMHUB_OUTBOX_BASE_DELAY", 2.0),
             outbox_concurrency=max(1, int(_number(env, "COMMHUB_OUTBOX_CONCURRENCY", 4))),
+            outbox_lease_seconds=max(1.0, _number(env, "COMMHUB_OUTBOX_LEASE_SECONDS", 60.0)),
         )
 
 

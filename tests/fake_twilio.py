@@ -2,8 +2,9 @@
 status callbacks sent to commhub the way Twilio sends them.
 
 Real HTTP on 127.0.0.1. Tell it how to answer the next Messages requests (201, 429, 500, a 4xx
-with a Twilio error code, or hang); by default every accepted message gets status callbacks
-(sent, then delivered). The signature is computed here from Twilio's published algorithm
+with a Twilio error code, or hang), or to answer every request one way for a while (``outage``);
+stop it and start it again on the same port to refuse connections meanwhile. By default every
+accepted message gets status callbacks (sent, then delivered). The signature is computed here from Twilio's published algorithm
 (HMAC-SHA1 over the URL followed by the sorted form fields, base64), not with commhub's code.
 """
 
@@ -52,6 +53,7 @@ class FakeTwilio:
     auth_token: str = field(default_factory=lambda: uuid.uuid4().hex)
     callbacks: tuple[str, ...] = ("sent", "delivered")
     hang_seconds: float = 5.0
+    delay_seconds: float = 0.0  # how long each Messages request takes before it is answered
 
     def __post_init__(self) -> None:
         self.requests: list[Received] = []
@@ -60,10 +62,13 @@ class FakeTwilio:
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self.proxy: tuple[str, str] | None = None  # (public base URL, where it really is): a reverse proxy
+        self.outage: str | None = None  # while set, the answer to every authorised request ("500", "hang")
+        self.port = 0
 
     # Lifecycle ------------------------------------------------------------------------------
 
     def start(self) -> FakeTwilio:
+        """Listen (again, on the same port after a ``stop``)."""
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -73,8 +78,9 @@ class FakeTwilio:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         self._server.daemon_threads = True
+        self.port = self._server.server_address[1]
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
 
@@ -82,11 +88,12 @@ class FakeTwilio:
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
+            self._server = None
 
     @property
     def url(self) -> str:
-        assert self._server is not None
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        assert self.port, "start the fake first"
+        return f"http://127.0.0.1:{self.port}"
 
     def env(self) -> dict[str, str]:
         """commhub's settings for talking to this fake."""
@@ -117,12 +124,14 @@ class FakeTwilio:
         expected = "Basic " + base64.b64encode(f"{self.account_sid}:{self.auth_token}".encode()).decode()
         authorised = match["sid"] == self.account_sid and handler.headers.get("Authorization") == expected
         with self._lock:
-            answer = self.plan.popleft() if self.plan and authorised else "201"
+            answer = self.outage or (self.plan.popleft() if self.plan and authorised else "201")
             record = Received(match["sid"], form, authorised, 0)
             self.requests.append(record)
         if not authorised:
             record.answered = 401
             return self._reply(handler, 401, {"code": 20003, "message": "Authenticate", "status": 401})
+        if self.delay_seconds:
+            time.sleep(self.delay_seconds)
         if answer == "hang":
             record.answered = -1
             time.sleep(self.hang_seconds)

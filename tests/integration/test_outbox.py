@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 
 from adapters.channels import DeliveryResult, OutboundMessage
 from adapters.outbox_worker import OutboxWorker
@@ -84,3 +85,36 @@ def test_erasure_cancels_what_is_still_queued_and_nothing_is_sent(hub):
     with hub.database.connect() as conn:
         assert conn.execute("SELECT status, body FROM commhub_outbox WHERE contact_id = %s",
                             (person.contact_id,)).fetchall() == [("cancelled", None)]
+
+
+class ProcessDied(BaseException):
+    """The worker process died (SIGKILL) while this send was in flight."""
+
+
+class AcceptsThenDies(Recorder):
+    """The provider takes the message, then the worker dies before it records the outcome."""
+
+    def send(self, message: OutboundMessage) -> DeliveryResult:
+        super().send(message)
+        raise ProcessDied
+
+
+def test_a_message_whose_worker_died_after_the_provider_took_it_is_not_sent_again_by_the_next_worker(hub):
+    workspace_id, _, conversation_id, message_id = queued_reply(hub, "Your parcel is ready")
+    dying = AcceptsThenDies()
+    try:
+        worker_for(hub, dying).run_once()
+    except ProcessDied:
+        pass
+    # The provider's status callback records the send; the outbox read model has not caught up yet.
+    hub.app.record_delivery(workspace_id, conversation_id, message_id, "sent", None, NOW)
+
+    after_the_lease = NOW + timedelta(minutes=2)
+    survivor = Recorder()
+    OutboxWorker(hub.app, hub.database, {"sms": survivor}, clock=lambda: after_the_lease).run_once()
+    hub.projections.catch_up()
+    OutboxWorker(hub.app, hub.database, {"sms": survivor}, clock=lambda: after_the_lease + timedelta(minutes=2)).run_once()
+
+    assert [m.body for m in dying.sent] == ["Your parcel is ready"] and survivor.sent == []
+    with hub.database.connect() as conn:
+        assert conn.execute("SELECT status FROM commhub_outbox WHERE message_id = %s", (message_id,)).fetchone() == ("sent",)
