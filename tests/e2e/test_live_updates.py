@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,10 +16,10 @@ import pytest
 from psycopg.conninfo import conninfo_to_dict
 from websockets.exceptions import ConnectionClosed
 
-from adapters.embedded_postgres import EmbeddedPostgres, pg_bin
 from adapters.postgres import Database
 from tests.e2e.api_support import AgentSocket, bodies_received, demo_login, phone_number, unique, wait_for
 from tests.e2e.conftest import Server, start_server, stop_server
+from tests.e2e.restartable_postgres import own_postgres, pg_ctl  # noqa: F401 (a fixture)
 
 RECEIVED = "conversation.message_received"
 
@@ -128,27 +126,6 @@ def test_a_websocket_refuses_a_bad_hello_and_roles_without_the_inbox(demo_server
 
 
 # PostgreSQL restarts -------------------------------------------------------------------------------------
-
-
-def pg_ctl(data_dir: Path, *args: str) -> None:
-    """Run pg_ctl as the user the embedded server runs as (pgserver runs postgres as 'pgserver' under root)."""
-    user = {"user": "pgserver"} if os.geteuid() == 0 else {}
-    subprocess.run([str(pg_bin("pg_ctl")), "-D", str(data_dir), "-w", "-t", "20", *args], check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30, **user)
-
-
-@pytest.fixture
-def own_postgres(tmp_path: Path) -> Iterator[tuple[Path, str]]:
-    """A PostgreSQL server for one test, so it can be restarted without disturbing the others."""
-    data_dir = tmp_path / "postgres"
-    embedded = EmbeddedPostgres(data_dir)
-    url = embedded.start()
-    yield data_dir, url
-    embedded.stop()
-    try:  # pgserver only stops the postmaster it started, not the one a test restarted
-        pg_ctl(data_dir, "stop", "-m", "fast")
-    except subprocess.CalledProcessError:
-        pass  # already stopped
 
 
 def test_after_a_postgresql_restart_the_same_websocket_gets_every_message_including_those_stored_meanwhile(

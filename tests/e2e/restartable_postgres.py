@@ -1,0 +1,41 @@
+"""A PostgreSQL server of a test's own, which the test may stop and start again (pg_ctl)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from psycopg.conninfo import conninfo_to_dict
+
+from adapters.embedded_postgres import EmbeddedPostgres, pg_bin
+
+
+def pg_ctl(data_dir: Path, *args: str) -> None:
+    """Run pg_ctl as the user the embedded server runs as (pgserver runs postgres as 'pgserver' under root)."""
+    user = {"user": "pgserver"} if os.geteuid() == 0 else {}
+    subprocess.run([str(pg_bin("pg_ctl")), "-D", str(data_dir), "-w", "-t", "20", *args], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30, **user)
+
+
+def restart_postgres(data_dir: Path, url: str, *, stopped: bool = False) -> None:
+    """Start again a server stopped with ``pg_ctl stop`` (``stopped``), else stop it first."""
+    if not stopped:
+        pg_ctl(data_dir, "stop", "-m", "fast")
+    pg_ctl(data_dir, "start", "-l", str(data_dir / "log"), "-o", f'-h "" -k {conninfo_to_dict(url)["host"]}')
+
+
+@pytest.fixture
+def own_postgres(tmp_path: Path) -> Iterator[tuple[Path, str]]:
+    """A PostgreSQL server for one test, so it can be restarted without disturbing the others."""
+    data_dir = tmp_path / "postgres"
+    embedded = EmbeddedPostgres(data_dir)
+    url = embedded.start()
+    yield data_dir, url
+    embedded.stop()
+    try:  # pgserver only stops the postmaster it started, not the one a test restarted
+        pg_ctl(data_dir, "stop", "-m", "fast")
+    except subprocess.CalledProcessError:
+        pass  # already stopped
