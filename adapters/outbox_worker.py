@@ -113,9 +113,9 @@ class OutboxWorker:
 
     def _cancel(self, message: OutboundMessage, reason: str) -> None:
         now = self.clock()
-        self.app.record_delivery(message.workspace_id, message.conversation_id, message.message_id, "cancelled",
-                                 reason, now)
-        self._finish(message, "cancelled", reason, now, done=True)
+        if self.app.record_delivery(message.workspace_id, message.conversation_id, message.message_id, "cancelled",
+                                    reason, now):
+            self._finish(message, "cancelled", reason, now, done=True)
 
     def _deliver(self, message: OutboundMessage) -> None:
         channel = self.channels.get(message.channel)
@@ -130,9 +130,11 @@ class OutboxWorker:
             delay = self.base_delay * 2 ** (message.attempt - 1) * random.uniform(0.5, 1.5)
             self._finish(message, "pending", result.error_code, now + timedelta(seconds=delay))
             return
-        self.app.record_delivery(message.workspace_id, message.conversation_id, message.message_id, result.status,
-                                 result.error_code, now)
-        self._finish(message, "failed" if result.status == "failed" else "sent", result.error_code, now, done=True)
+        if self.app.record_delivery(message.workspace_id, message.conversation_id, message.message_id, result.status,
+                                    result.error_code, now):
+            self._finish(message, "failed" if result.status == "failed" else "sent", result.error_code, now, done=True)
+        # Otherwise an outcome was recorded first (Twilio's status callback can beat the answer to our own call):
+        # the row stays leased to us until the outbox projection closes it from that event, as a rebuild would.
 
     def _finish(self, message: OutboundMessage, status: str, error: str | None, when: datetime, done: bool = False) -> None:
         with self.database.connection() as conn:

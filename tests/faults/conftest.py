@@ -193,4 +193,6 @@ def rebuilt_equals_live(database: Database, kek: str, data_dir: Path) -> None:
         rebuilt = projection_tables(database, tables)
     assert sum(len(rows) for rows in live.values()) > 0
     for table in tables:
-        assert rebuilt[table] == live[table], f"{table} differs from its rebuild"
+        only_live = [row for row in live[table] if row not in rebuilt[table]]
+        only_rebuilt = [row for row in rebuilt[table] if row not in live[table]]
+        assert rebuilt[table] == live[table], f"{table} differs from its rebuild: live {only_live}, rebuilt {only_rebuilt}"

@@ -118,3 +118,33 @@ def test_a_message_whose_worker_died_after_the_provider_took_it_is_not_sent_agai
     assert [m.body for m in dying.sent] == ["Your parcel is ready"] and survivor.sent == []
     with hub.database.connect() as conn:
         assert conn.execute("SELECT status FROM commhub_outbox WHERE message_id = %s", (message_id,)).fetchone() == ("sent",)
+
+
+class CallsBackFirst(Recorder):
+    """A provider whose status callback ("sent") is recorded before its answer to the send call arrives."""
+
+    def __init__(self, hub, workspace_id, conversation_id, at) -> None:
+        super().__init__()
+        self.hub, self.workspace_id, self.conversation_id, self.at = hub, workspace_id, conversation_id, at
+
+    def send(self, message: OutboundMessage) -> DeliveryResult:
+        super().send(message)
+        self.hub.app.record_delivery(self.workspace_id, self.conversation_id, message.message_id, "sent", None, self.at)
+        return DeliveryResult(status="sent", provider_message_id="SM1")
+
+
+def test_when_the_status_callback_beats_the_send_call_the_outbox_row_equals_its_rebuild(hub):
+    workspace_id, _, conversation_id, message_id = queued_reply(hub, "Table for two at eight")
+    channel = CallsBackFirst(hub, workspace_id, conversation_id, NOW + timedelta(seconds=1))
+    OutboxWorker(hub.app, hub.database, {"sms": channel}, clock=lambda: NOW + timedelta(seconds=2)).run_once()
+    hub.projections.catch_up()
+
+    def row() -> tuple:
+        with hub.database.connect() as conn:
+            return conn.execute("SELECT status, body, finished_at FROM commhub_outbox WHERE message_id = %s",
+                                (message_id,)).fetchone()
+
+    live = row()
+    hub.projections.rebuild("outbox")
+    assert live == row() == ("sent", None, NOW + timedelta(seconds=1))
+    assert len(channel.sent) == 1
