@@ -4,7 +4,8 @@ status callbacks sent to commhub the way Twilio sends them.
 Real HTTP on 127.0.0.1. Tell it how to answer the next Messages requests (201, 429, 500, a 4xx
 with a Twilio error code, or hang), or to answer every request one way for a while (``outage``);
 stop it and start it again on the same port to refuse connections meanwhile. By default every
-accepted message gets status callbacks (sent, then delivered). The signature is computed here from Twilio's published algorithm
+accepted message gets status callbacks (sent, then delivered). The signature is computed here from
+Twilio's published algorithm
 (HMAC-SHA1 over the URL followed by the sorted form fields, base64), not with commhub's code.
 """
 

@@ -22,8 +22,8 @@ import psycopg
 import pytest
 
 from adapters.postgres import Database
-from tests.e2e.api_support import Api, wait_for
-from tests.e2e.conftest import ROOT
+from tests.e2e.api_support import Api, demo_login, wait_for
+from tests.e2e.conftest import ROOT, Server
 from tests.fake_twilio import FakeTwilio, signature
 
 PUBLIC = "https://hub.example.test"  # the hub's public URL: Twilio signs for it, the fake posts to the real one
@@ -84,6 +84,23 @@ def start_worker(data_dir: Path, env: dict[str, str], *, wait: bool = True) -> W
         wait_for(lambda: worker.running() or process.poll() is not None, timeout=60, what="the worker to start")
         assert process.poll() is None, f"the worker exited:\n{worker.log()}"
     return worker
+
+
+def settled(database: Database) -> bool:
+    """Every projection has applied every stored event, and no outbox row waits to be sent."""
+    with database.connect() as conn:
+        head = conn.execute("SELECT coalesce(max(notification_id), 0) FROM commhub_events").fetchone()[0]
+        floor = conn.execute("SELECT coalesce(min(position), 0) FROM commhub_projection_positions").fetchone()[0]
+        pending = conn.execute("SELECT count(*) FROM commhub_outbox WHERE status = 'pending'").fetchone()[0]
+    return head == floor and pending == 0
+
+
+def login_once_projected(server: Server) -> Api | None:
+    """The demo owner, once a worker has projected the staff (``serve --no-workers`` does not)."""
+    try:
+        return demo_login(server)
+    except AssertionError:
+        return None
 
 
 # Twilio's side ----------------------------------------------------------------------------------------------
@@ -195,4 +212,4 @@ def rebuilt_equals_live(database: Database, kek: str, data_dir: Path) -> None:
     for table in tables:
         only_live = [row for row in live[table] if row not in rebuilt[table]]
         only_rebuilt = [row for row in rebuilt[table] if row not in live[table]]
-        assert rebuilt[table] == live[table], f"{table} differs from its rebuild: live {only_live}, rebuilt {only_rebuilt}"
+        assert rebuilt[table] == live[table], f"{table} differs from its rebuild: {only_live} became {only_rebuilt}"

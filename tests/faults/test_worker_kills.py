@@ -14,10 +14,12 @@ from pathlib import Path
 import pytest
 
 from adapters.postgres import Database
-from tests.e2e.api_support import Api, demo_login, phone_number, wait_for
+from tests.e2e.api_support import Api, phone_number, wait_for
 from tests.e2e.conftest import Server, start_server, stop_server
 from tests.fake_twilio import FakeTwilio
 from tests.faults.conftest import (
+    login_once_projected,
+    settled,
     PUBLIC,
     WorkerProcess,
     accepted_per_message,
@@ -40,15 +42,6 @@ def api_only(tmp_path: Path, fresh_database: Database, session_kek: str, fake: F
     fake.proxy = (PUBLIC, server.url)
     yield server
     stop_server(server)
-
-
-def caught_up(database: Database) -> bool:
-    """Every projection has applied every stored event, and no outbox row waits to be sent."""
-    with database.connect() as conn:
-        head = conn.execute("SELECT coalesce(max(notification_id), 0) FROM commhub_events").fetchone()[0]
-        floor = conn.execute("SELECT coalesce(min(position), 0) FROM commhub_projection_positions").fetchone()[0]
-        pending = conn.execute("SELECT count(*) FROM commhub_outbox WHERE status = 'pending'").fetchone()[0]
-    return head == floor and pending == 0
 
 
 class Traffic:
@@ -97,7 +90,7 @@ def test_after_a_worker_is_killed_again_and_again_under_traffic_read_models_equa
     env = hub_env(fresh_database, session_kek, fake, COMMHUB_OUTBOX_LEASE_SECONDS=LEASE)
     worker: WorkerProcess = start_worker(tmp_path / "worker", env)
     try:
-        owner = wait_for(lambda: _login(api_only), timeout=20, what="the worker to project the demo staff")
+        owner = wait_for(lambda: login_once_projected(api_only), timeout=20, what="the worker to project the staff")
         number = phone_number()
         owner.ok("POST", "/api/v1/sms/numbers", {"number": number})
         first = {phone_number(): f"hello {uuid.uuid4().hex}" for _ in range(CUSTOMERS)}
@@ -116,8 +109,8 @@ def test_after_a_worker_is_killed_again_and_again_under_traffic_read_models_equa
             assert traffic.running(), "the traffic stopped early"
         assert traffic.texts >= KILLS and len(traffic.replies) >= KILLS
 
-        wait_for(lambda: caught_up(fresh_database) and set(accepted_per_message(fake)) >= set(traffic.replies)
-                 and len(fake.callback_answers) >= 2 * len(fake.accepted()) and caught_up(fresh_database),
+        wait_for(lambda: settled(fresh_database) and set(accepted_per_message(fake)) >= set(traffic.replies)
+                 and len(fake.callback_answers) >= 2 * len(fake.accepted()) and settled(fresh_database),
                  timeout=40, what="the last worker to catch up and send every reply")
         worker.stop()
         owner.close()
@@ -129,13 +122,6 @@ def test_after_a_worker_is_killed_again_and_again_under_traffic_read_models_equa
     assert set(accepted) == set(traffic.replies), "a reply was lost or a message nobody queued was sent"
     assert [m for m, count in accepted.items() if count > 1] == [], "a reply reached Twilio twice"
     rebuilt_equals_live(fresh_database, session_kek, tmp_path)
-
-
-def _login(server: Server) -> Api | None:
-    try:
-        return demo_login(server)
-    except AssertionError:
-        return None
 
 
 def _conversations(owner: Api, first: dict[str, str]) -> dict[str, str] | None:

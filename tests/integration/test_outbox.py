@@ -113,11 +113,13 @@ def test_a_message_whose_worker_died_after_the_provider_took_it_is_not_sent_agai
     survivor = Recorder()
     OutboxWorker(hub.app, hub.database, {"sms": survivor}, clock=lambda: after_the_lease).run_once()
     hub.projections.catch_up()
-    OutboxWorker(hub.app, hub.database, {"sms": survivor}, clock=lambda: after_the_lease + timedelta(minutes=2)).run_once()
+    later = after_the_lease + timedelta(minutes=2)
+    OutboxWorker(hub.app, hub.database, {"sms": survivor}, clock=lambda: later).run_once()
 
     assert [m.body for m in dying.sent] == ["Your parcel is ready"] and survivor.sent == []
     with hub.database.connect() as conn:
-        assert conn.execute("SELECT status FROM commhub_outbox WHERE message_id = %s", (message_id,)).fetchone() == ("sent",)
+        row = conn.execute("SELECT status FROM commhub_outbox WHERE message_id = %s", (message_id,)).fetchone()
+    assert row == ("sent",)
 
 
 class CallsBackFirst(Recorder):
