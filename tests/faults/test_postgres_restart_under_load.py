@@ -21,7 +21,7 @@ from tests.e2e.conftest import start_server, stop_server
 from tests.e2e.restartable_postgres import own_postgres, pg_ctl, restart_postgres  # noqa: F401 (a fixture)
 from tests.faults.conftest import all_messages, hub_env, inbound_params, post_until_acknowledged
 
-MESSAGES = 700
+MESSAGES = 600
 RATE = 200  # webhooks offered per second (the hub may take them slower on a loaded machine: correctness counts)
 SENDERS = 35
 IN_FLIGHT = 48  # webhooks awaiting an answer at once, at most

@@ -29,7 +29,7 @@ from tests.faults.conftest import (
 )
 
 CUSTOMERS = 10
-REPLIES = 60
+REPLIES = 40
 
 
 @pytest.fixture

@@ -28,7 +28,7 @@ from tests.faults.conftest import (
     start_worker,
 )
 
-KILLS = 4
+KILLS = 3
 CUSTOMERS = 6
 LEASE = "3"  # seconds before a dead worker's claimed outbox rows are taken up again
 
