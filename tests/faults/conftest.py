@@ -170,10 +170,9 @@ def all_messages(api: Api, channel: str = "sms") -> list[dict[str, Any]]:
 
 # Read models ------------------------------------------------------------------------------------------------
 
-# Columns the outbox and reminder workers write as they work (leases, attempt counts, errors of attempts that
-# were retried): not derived from events, so a rebuild starts them afresh. Everything else must be equal.
-WORKER_STATE = {"commhub_outbox": {"attempts", "next_attempt_at", "last_error"},
-                "commhub_reminder_jobs": {"attempts", "due_at"}, "commhub_reminder_replies": {"due_at"}}
+# Columns the outbox worker writes as it works (attempt counts, leases, errors of attempts that were retried):
+# not derived from events, so a rebuild starts them afresh. Everything else must be equal.
+WORKER_STATE = {"commhub_outbox": {"attempts", "next_attempt_at", "last_error"}}
 
 
 def projection_tables(database: Database, tables: list[str]) -> dict[str, list[tuple[Any, ...]]]:
