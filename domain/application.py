@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Callable, TypeVar
 from uuid import UUID, uuid4
 
@@ -26,6 +26,7 @@ from domain.errors import (
     WorkspaceSlugTakenError,
 )
 from domain.identifiers import Channel, Purpose
+from domain.minors import MinorsCommands, check_date_of_birth
 from domain.ports import ContactHandles, KeyShredder
 from domain.workspace import StaffMember, Workspace, WorkspaceSlug
 
@@ -36,7 +37,7 @@ RETRIES = 5
 T = TypeVar("T")
 
 
-class CommHub(Application):
+class CommHub(MinorsCommands, Application):
     """All aggregates live in one application, so one notification log orders every event."""
 
     name = "commhub"
@@ -142,10 +143,11 @@ class CommHub(Application):
     def create_contact(
         self, *, workspace_id: UUID, contact_id: UUID, name: str, phone: str | None = None,
         email: str | None = None, time_zone: str | None = None, custom_fields: dict[str, str] | None = None,
-        actor_id: UUID | None = None, now: datetime,
+        actor_id: UUID | None = None, now: datetime, date_of_birth: date | None = None,
     ) -> UUID:
         self.get_workspace(workspace_id)
         contact = Contact.create(
+            date_of_birth=check_date_of_birth(date_of_birth, now) if date_of_birth is not None else None,
             contact_id=contact_id, workspace_id=workspace_id, name=name.strip(),
             phone=identifiers.e164(phone) if phone else None,
             email=identifiers.email(email) if email else None,
@@ -171,6 +173,8 @@ class CommHub(Application):
             checked["email"] = identifiers.email(checked["email"])
         if checked.get("time_zone"):
             checked["time_zone"] = identifiers.time_zone(checked["time_zone"])
+        if checked.get("date_of_birth") is not None:
+            checked["date_of_birth"] = check_date_of_birth(checked["date_of_birth"], now)
         self._change(workspace_id, contact_id, lambda c: c.rectify(checked, actor_id, now))
 
     def tag_contact(self, workspace_id: UUID, contact_id: UUID, tag: str, actor_id: UUID | None, now: datetime) -> None:
@@ -228,7 +232,7 @@ class CommHub(Application):
 
     def may_send(self, workspace_id: UUID, contact_id: UUID, channel: str, purpose: str, now: datetime) -> SendDecision:
         contact = self.get_contact(workspace_id, contact_id)
-        return may_send(contact.consent_subject(), Channel(channel), Purpose(purpose), now)
+        return may_send(self.consent_subject_of(contact), Channel(channel), Purpose(purpose), now)
 
     # Conversations -------------------------------------------------------------------------
 
@@ -309,7 +313,7 @@ class CommHub(Application):
         def attempt() -> tuple[UUID, SendDecision]:
             conversation = self.get_conversation(workspace_id, conversation_id)
             contact = self.get_contact(workspace_id, conversation.contact_id)
-            decision = may_send(contact.consent_subject(), Channel(conversation.channel), identifiers.purpose(purpose), now)
+            decision = may_send(self.consent_subject_of(contact), Channel(conversation.channel), identifiers.purpose(purpose), now)
             if decision.allowed:
                 conversation.send(message_id, body, author_id, purpose, now)
             else:

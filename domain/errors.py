@@ -66,7 +66,7 @@ class PurposeInvalidError(DomainError):
 
 
 class FieldNotRectifiableError(DomainError):
-    """Only name, phone, email, time zone and custom fields can be rectified."""
+    """Only name, phone, email, time zone, custom fields and date of birth can be rectified."""
 
 
 class TimeZoneInvalidError(DomainError):
@@ -125,3 +125,11 @@ class ConsentExpiryInvalidError(DomainError):
 
 class SnoozeTimeInvalidError(DomainError):
     """A snooze time must include a time zone offset."""
+
+
+class DateOfBirthInvalidError(DomainError):
+    """A date of birth must be a past calendar date."""
+
+
+class MinimumAgeInvalidError(DomainError):
+    """The minimum age of the under-age guard must be 1 to 25 years."""
