@@ -15,7 +15,7 @@ from fastapi.staticfiles import StaticFiles
 from api import problems
 from api.bootstrap import Hub, bootstrap
 from api.live import LiveFeed
-from api.routes import agent_socket, auth, contacts, conversations, replay, sandbox
+from api.routes import agent_socket, auth, contacts, conversations, minors, replay, sandbox
 from api.routes import settings as settings_routes
 from api.settings import Settings
 
@@ -109,7 +109,7 @@ def create_app(
             response.headers.setdefault("Cache-Control", "no-store")  # API answers carry personal data
         return response
 
-    for module in (auth, contacts, conversations, settings_routes, sandbox, agent_socket, replay):
+    for module in (auth, contacts, conversations, settings_routes, sandbox, agent_socket, replay, minors):
         app.include_router(module.router)
 
     @app.get("/healthz", tags=["operations"])
