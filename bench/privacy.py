@@ -208,7 +208,7 @@ def erasure_table(results: list[Erasure], appends: list[float]) -> Table:
 
 def replay_table(rates: list[Rate], page: int) -> Table:
     table = Table(title=f"Replay of every event (batches of {page:,})")
-    for column in ("path", "events", "events/s", f"batch p50", "batch p95", "batch p99", "baseline/ours"):
+    for column in ("path", "events", "events/s", "batch p50", "batch p95", "batch p99", "baseline/ours"):
         table.add_column(column, justify="right")
     ours = rates[-1].per_second
     for rate in rates:
@@ -222,7 +222,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--full", action="store_true", help="histories up to 100,000 events; larger replay")
     parser.add_argument("--reps", type=int, default=None, help="erasures per history length (default 5, full 3)")
-    parser.add_argument("--contacts", type=int, default=None, help="contacts in the replayed workspace (default 3,000, full 20,000)")
+    parser.add_argument("--contacts", type=int, default=None,
+                        help="contacts in the replayed workspace (default 3,000, full 20,000)")
     parser.add_argument("--page", type=int, default=1_000, help="events per replay batch")
     args = parser.parse_args(argv)
     args.sizes = FULL_SIZES if args.full else QUICK_SIZES
