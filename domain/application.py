@@ -232,7 +232,7 @@ class CommHub(MinorsCommands, Application):
 
     def may_send(self, workspace_id: UUID, contact_id: UUID, channel: str, purpose: str, now: datetime) -> SendDecision:
         contact = self.get_contact(workspace_id, contact_id)
-        return may_send(self.consent_subject_of(contact), Channel(channel), Purpose(purpose), now)
+        return may_send(self.consent_subject_of(contact, purpose), Channel(channel), Purpose(purpose), now)
 
     # Conversations -------------------------------------------------------------------------
 
@@ -313,7 +313,8 @@ class CommHub(MinorsCommands, Application):
         def attempt() -> tuple[UUID, SendDecision]:
             conversation = self.get_conversation(workspace_id, conversation_id)
             contact = self.get_contact(workspace_id, conversation.contact_id)
-            decision = may_send(self.consent_subject_of(contact), Channel(conversation.channel), identifiers.purpose(purpose), now)
+            decision = may_send(self.consent_subject_of(contact, purpose), Channel(conversation.channel),
+                                identifiers.purpose(purpose), now)
             if decision.allowed:
                 conversation.send(message_id, body, author_id, purpose, now)
             else:

@@ -74,7 +74,10 @@ class MinorsCommands:
     def minors_guard(self: _App, workspace_id: UUID) -> MinorsGuard:
         return self.get_workspace(workspace_id).minors_guard
 
-    def consent_subject_of(self: _App, contact: Any) -> Any:
-        """What the send decision needs about ``contact``, with its workspace's guard and home time zone."""
+    def consent_subject_of(self: _App, contact: Any, purpose: str) -> Any:
+        """What the send decision needs about ``contact``: for marketing, with its workspace's guard and
+        home time zone (other purposes skip loading the workspace: the guard concerns marketing only)."""
+        if purpose != "marketing":
+            return contact.consent_subject()
         workspace = self.get_workspace(contact.workspace_id)
         return contact.consent_subject(workspace.minors_guard, workspace.time_zone)

@@ -116,7 +116,7 @@ class Replayer:
             if not notifications:
                 return
             read_before, reached = stats.events_read, False
-            with conn.transaction():
+            with conn.transaction(), conn.pipeline():  # the views only write: no round trip per statement
                 for notification in notifications:
                     event = self._decode(notification, stats)
                     if event is not None and event.timestamp > horizon:
