@@ -225,6 +225,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--contacts", type=int, default=None,
                         help="contacts in the replayed workspace (default 3,000, full 20,000)")
     parser.add_argument("--page", type=int, default=1_000, help="events per replay batch")
+    parser.add_argument("--only", choices=("erasure", "replay"), default=None, help="run one half only")
     args = parser.parse_args(argv)
     args.sizes = FULL_SIZES if args.full else QUICK_SIZES
     args.reps = args.reps or (3 if args.full else 5)
@@ -241,19 +242,26 @@ def main(argv: list[str] | None = None) -> int:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="commhub-bench-")))
         url, where = server_url(stack, tmp)
         console.log(f"PostgreSQL {server_version(url)}, {where}; sizes {args.sizes}, {args.reps} reps")
-        hub, workspace_id = hub_in(stack, url, tmp, "erasure")
-        erasures, appends = measure_erasure(hub, workspace_id, args.sizes, args.reps, progress)
-        hub, workspace_id = hub_in(stack, url, tmp, "replay")
-        events = populate(hub, workspace_id, args.contacts, progress)
-        console.log(f"replay workspace: {args.contacts:,} contacts, {events:,} events")
-        rates = measure_replay(hub, workspace_id, args.page, progress)
+        erasures: list[Erasure] = []
+        appends: list[float] = []
+        rates: list[Rate] = []
+        if args.only in (None, "erasure"):
+            hub, workspace_id = hub_in(stack, url, tmp, "erasure")
+            erasures, appends = measure_erasure(hub, workspace_id, args.sizes, args.reps, progress)
+        if args.only in (None, "replay"):
+            hub, workspace_id = hub_in(stack, url, tmp, "replay")
+            events = populate(hub, workspace_id, args.contacts, progress)
+            console.log(f"replay workspace: {args.contacts:,} contacts, {events:,} events")
+            rates = measure_replay(hub, workspace_id, args.page, progress)
         console.log("cleaning up")
-    console.print(erasure_table(erasures, appends))
-    flat = statistics.median(erasures[-1].erase) / statistics.median(erasures[0].erase)
-    console.print(f"erase_contact, longest/shortest history: x{flat:.2f} "
-                  f"({'flat' if flat < 2 else 'NOT flat'}; the plain DELETE: "
-                  f"x{statistics.median(erasures[-1].delete) / statistics.median(erasures[0].delete):.1f})")
-    console.print(replay_table(rates, args.page))
+    if erasures:
+        console.print(erasure_table(erasures, appends))
+        flat = statistics.median(erasures[-1].erase) / statistics.median(erasures[0].erase)
+        console.print(f"erase_contact, longest/shortest history: x{flat:.2f} "
+                      f"({'flat' if flat < 2 else 'NOT flat'}; the plain DELETE: "
+                      f"x{statistics.median(erasures[-1].delete) / statistics.median(erasures[0].delete):.1f})")
+    if rates:
+        console.print(replay_table(rates, args.page))
     console.print(f"total {time.perf_counter() - started:.0f} s")
     return 0
 

@@ -96,6 +96,7 @@ class Replayer:
         merges: dict[UUID, list[UUID]] = {}
         with self.database.connect() as conn:
             conn.execute("SET search_path = pg_temp")  # the views' tables, private to this connection
+            conn.execute("SET temp_buffers = '128MB'")  # allocated as used; the default 8 MB spills to disk early
             views = [view() for view in self.views]
             for view in views:
                 view.setup(conn)
