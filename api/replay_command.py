@@ -28,7 +28,8 @@ class RateColumn(ProgressColumn):
     """Events per second, averaged by rich over the last moments."""
 
     def render(self, task: Task) -> Text:
-        return Text(f"{task.speed or 0:,.0f} events/s", style="progress.data.speed")
+        speed = task.finished_speed or task.speed or (task.completed / task.elapsed if task.elapsed else 0)
+        return Text(f"{speed:,.0f} events/s", style="progress.data.speed")
 
 
 def replay(
@@ -105,7 +106,8 @@ def show(result: Replay) -> None:
         console.print(f"every workspace: {len(result.contacts)} contacts, {len(result.inbox)} conversations, "
                       f"{len(result.timeline)} timeline entries (use --workspace or --output for the rows)")
         return
-    table = Table("conversation", "contact", "channel", "status", "unread", "last activity", "preview", title="inbox")
+    table = Table("conversation", "contact", "channel", "status", "unread", "last activity", "preview",
+                  title="conversations" if result.contact_id is not None else "inbox")
     for row in result.inbox:
         name = "(erased)" if row.get("contact_erased") else (row["contact_name"] or "")
         table.add_row(str(row["conversation_id"])[:8], name, row["channel"], row["status"], str(row["unread"]),
