@@ -48,6 +48,9 @@ def replay(
     except ValueError:
         console.print("[red]--as-of is not a date and time[/]; use e.g. 2026-11-01T09:00:00Z")
         raise typer.Exit(2) from None
+    if moment.utcoffset() is None:
+        console.print("[red]--as-of needs a time zone[/]; use e.g. 2026-11-01T09:00:00Z")
+        raise typer.Exit(2)
     if contact is not None and workspace is not None:
         console.print("[red]give --contact or --workspace, not both[/]")
         raise typer.Exit(2)
