@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
+from adapters.calendar_feeds import CalendarFeeds
 from adapters.channels import ChannelSender, SandboxChannel
 from adapters.codec import MsgspecTranscoder
 from adapters.embedded_postgres import EmbeddedPostgres
@@ -15,17 +16,22 @@ from adapters.kek import load_keyring
 from adapters.key_vault import KeyVault
 from adapters.outbox_worker import OutboxWorker
 from adapters.postgres import Database
+from adapters.reminder_worker import ReminderWorker
 from adapters.sealing import SealingMapper
 from adapters.tokens import TokenStore
+from api.email_setup import wire_email
+from api.twilio_setup import twilio_channel
 from api.settings import Settings
 from domain.application import CommHub
 from domain.identifiers import Channel
+from projections.appointments import Appointments
 from projections.consents import Consents
 from projections.directory import Directory
 from projections.handles import Handles
 from projections.inbox import Inbox
 from projections.messages import Messages
 from projections.outbox import Outbox
+from projections.reminders import Reminders
 from projections.runner import ProjectionRunner
 from projections.staff import Staff
 from projections.timeline import Timeline
@@ -46,18 +52,33 @@ class Hub:
     projections: ProjectionRunner
     outbox: OutboxWorker
     embedded: EmbeddedPostgres | None = None
+    reminders: ReminderWorker | None = None
     extras: dict[str, Any] = field(default_factory=dict)
     running: bool = False
+    follower: Callable[[int, float], bool] | None = None  # waits for another process's projections
+
+    def wait_for(self, position: int, timeout: float) -> bool:
+        """Block until every read model includes ``position`` (read-your-writes), whether the
+        projections run here or in a separate ``commhub worker``."""
+        if self.running:
+            return self.projections.wait_for(position, timeout)
+        if self.follower is not None:
+            return self.follower(position, timeout)
+        return False
 
     def start_workers(self) -> Hub:
         """Run projections and the outbox in this process (the default for ``commhub serve``)."""
         self.projections.start()
         self.outbox.start()
+        if self.reminders is not None:
+            self.reminders.start()
         self.running = True
         return self
 
     def close(self) -> None:
         if self.running:
+            if self.reminders is not None:
+                self.reminders.stop()
             self.outbox.stop()
             self.projections.stop()
         self.app.close()
@@ -85,10 +106,13 @@ def start_database(settings: Settings) -> tuple[Database, EmbeddedPostgres | Non
     return database, embedded
 
 
-def channel_senders(settings: Settings) -> dict[str, ChannelSender]:
+def channel_senders(settings: Settings, app: CommHub | None = None) -> dict[str, ChannelSender]:
     """Without provider credentials every channel is the sandbox: outbound is captured, not sent."""
     sandbox = SandboxChannel()
-    return {channel.value: sandbox for channel in Channel}
+    senders: dict[str, ChannelSender] = {channel.value: sandbox for channel in Channel}
+    if settings.twilio_enabled and app is not None:
+        senders[Channel.SMS.value] = twilio_channel(settings, app)
+    return senders
 
 
 def bootstrap(settings: Settings, *, database: Database | None = None) -> Hub:
@@ -106,12 +130,24 @@ def bootstrap(settings: Settings, *, database: Database | None = None) -> Hub:
         shredder=vault,
         handles=handles,
     )
+    email = wire_email(settings, app, database, vault)
     views = [Staff(), Directory(), Consents(), Inbox(), Messages(), Timeline(), Outbox(),
-             Handles(handles.digest, HANDLES_SQL)]
+             Handles(handles.digest, HANDLES_SQL), Appointments(), Reminders(), email.view]
     runner = ProjectionRunner(app, database, views)
     runner.setup()
     tokens.setup()
-    outbox = OutboxWorker(app, database, channel_senders(settings))
-    runner.on_advance = outbox.wake
+    outbox = OutboxWorker(app, database, {**channel_senders(settings, app), **email.senders},
+                          max_attempts=settings.outbox_max_attempts, base_delay=settings.outbox_base_delay,
+                          concurrency=settings.outbox_concurrency)
+    reminders = ReminderWorker(app, database, poll_seconds=settings.reminder_poll_seconds)
+
+    def advanced(position: int) -> None:
+        outbox.wake(position)
+        reminders.wake(position)
+
+    runner.on_advance = advanced
+    feeds = CalendarFeeds(database)
+    feeds.setup()
     return Hub(settings=settings, database=database, vault=vault, app=app, handles=handles, tokens=tokens,
-               projections=runner, outbox=outbox, embedded=embedded)
+               projections=runner, outbox=outbox, embedded=embedded, reminders=reminders,
+               extras={"calendar_feeds": feeds, "email": email})

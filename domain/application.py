@@ -13,9 +13,11 @@ from eventsourcing.persistence import IntegrityError, Mapper
 from eventsourcing.utils import Environment
 
 from domain import identifiers
+from domain.appointments_app import AppointmentCommands
 from domain.consent import SendDecision, may_send
 from domain.contact import Contact
 from domain.conversation import Conversation, InboundReceipt, check_body, conversation_id_for
+from domain.email import EmailCommands
 from domain.errors import (
     CannedResponseNotFoundError,
     ContactErasedError,
@@ -28,6 +30,8 @@ from domain.errors import (
 from domain.identifiers import Channel, Purpose
 from domain.minors import MinorsCommands, check_date_of_birth
 from domain.ports import ContactHandles, KeyShredder
+from domain.sms import COMPLIANCE, SmsCommands, compliance_decision
+from domain.voice import VoiceCommands
 from domain.workspace import StaffMember, Workspace, WorkspaceSlug
 
 last_position: ContextVar[int] = ContextVar("last_position", default=0)
@@ -55,7 +59,7 @@ class Owners:
         self._seen[(kind.__name__, aggregate_id)] = workspace_id
 
 
-class CommHub(MinorsCommands, Application):
+class CommHub(MinorsCommands, AppointmentCommands, EmailCommands, SmsCommands, VoiceCommands, Application):
     """All aggregates live in one application, so one notification log orders every event."""
 
     name = "commhub"
@@ -263,7 +267,10 @@ class CommHub(MinorsCommands, Application):
 
     def may_send(self, workspace_id: UUID, contact_id: UUID, channel: str, purpose: str, now: datetime) -> SendDecision:
         contact = self.get_contact(workspace_id, contact_id)
-        return may_send(self.consent_subject_of(contact, purpose), Channel(channel), Purpose(purpose), now)
+        subject = self.consent_subject_of(contact, purpose)
+        if purpose == COMPLIANCE:
+            return compliance_decision(subject)
+        return may_send(subject, Channel(channel), Purpose(purpose), now)
 
     # Conversations -------------------------------------------------------------------------
 
@@ -348,8 +355,7 @@ class CommHub(MinorsCommands, Application):
         def attempt() -> tuple[UUID, SendDecision]:
             conversation = self.get_conversation(workspace_id, conversation_id)
             contact = self.get_contact(workspace_id, conversation.contact_id)
-            decision = may_send(self.consent_subject_of(contact, purpose), Channel(conversation.channel),
-                                identifiers.purpose(purpose), now)
+            decision = self.channel_decision(contact, conversation.channel, purpose, now)  # consent, quiet hours
             if decision.allowed:
                 conversation.send(message_id, body, author_id, purpose, now)
             else:

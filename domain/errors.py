@@ -127,6 +127,68 @@ class SnoozeTimeInvalidError(DomainError):
     """A snooze time must include a time zone offset."""
 
 
+class AppointmentNotFoundError(NotFoundError):
+    """No such appointment in this workspace."""
+
+
+class AppointmentTimeInvalidError(DomainError):
+    """An appointment needs a start and an end with a time zone offset, the end after the start."""
+
+
+class AppointmentTransitionInvalidError(DomainError):
+    """The appointment's status does not allow this change."""
+
+    status = 409
+
+
+class AppointmentFieldInvalidError(DomainError):
+    """Service, location and notes must be text of bounded length."""
+
+
+class ReminderPolicyInvalidError(DomainError):
+    """A reminder policy needs a known kind, channel, offset and a template with known placeholders."""
+
+
+class ReminderPolicyNotFoundError(NotFoundError):
+    """No such reminder policy in this workspace."""
+
+
+class InboundAddressTakenError(DomainError):
+    """Another workspace already receives mail at this address."""
+
+    status = 409
+
+
+class EmailUnreadableError(DomainError):
+    """The email could not be read: it has no valid sender or is not a MIME message."""
+
+
+class EmailNotRoutedError(DomainError):
+    """No workspace receives mail at the recipient address."""
+
+
+class AttachmentNotFoundError(NotFoundError):
+    """No such attachment in this workspace."""
+
+
+class QuietHoursInvalidError(DomainError):
+    """Quiet hours must be two HH:MM times."""
+
+
+class PhoneNumberTakenError(DomainError):
+    """Another workspace already owns this phone number."""
+
+    status = 409
+
+
+class PhoneNumberNotAttachedError(NotFoundError):
+    """No workspace owns this phone number."""
+
+
+class SmsSettingsInvalidError(DomainError):
+    """An SMS or voice setting is not valid."""
+
+
 class DateOfBirthInvalidError(DomainError):
     """A date of birth must be a past calendar date."""
 

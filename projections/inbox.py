@@ -10,9 +10,13 @@ from typing import Any
 
 from domain.contact import Contact
 from domain.conversation import Conversation
+from domain.email import strip_quoted
+from domain.voice import CallLogged
 from projections.base import View, clear
 
 PREVIEW_LENGTH = 140
+CALL_PREVIEWS = {"started": "Incoming call", "answered": "Call answered", "missed": "Missed call",
+                 "voicemail": "Voicemail", "transcription": "Voicemail transcription"}
 
 DDL = """
 CREATE TABLE IF NOT EXISTS commhub_inbox (
@@ -63,6 +67,7 @@ class Inbox(View):
         Conversation.Unlabelled: "unlabelled",
         Conversation.Snoozed: "snoozed",
         Conversation.Read: "read",
+        CallLogged: "call",
         Contact.Erased: "erased",
     }
 
@@ -76,7 +81,7 @@ class Inbox(View):
     def received(self, conn: Any, e: Conversation.MessageReceived, position: int) -> None:
         self._set(conn, e, position, "status = 'open', snoozed_until = NULL, unread = unread + 1,"
                   " last_activity = %s, last_direction = 'in', preview = %s, message_count = message_count + 1",
-                  e.timestamp, preview(e.body))
+                  e.timestamp, preview(strip_quoted(e.body) if isinstance(e.body, str) else e.body))
 
     def sent(self, conn: Any, e: Conversation.MessageSent, position: int) -> None:
         self._set(conn, e, position, "unread = 0, last_activity = %s, last_direction = 'out', preview = %s,"
@@ -84,6 +89,13 @@ class Inbox(View):
 
     def refused(self, conn: Any, e: Conversation.MessageRefused, position: int) -> None:
         self._set(conn, e, position, "last_activity = %s", e.timestamp)
+
+    def call(self, conn: Any, e: CallLogged, position: int) -> None:
+        wakes = e.kind in ("missed", "voicemail")
+        text = preview(e.body) or CALL_PREVIEWS.get(e.kind)
+        self._set(conn, e, position, "last_activity = %s, last_direction = 'in', preview = %s,"
+                  " message_count = message_count + 1, unread = unread + %s"
+                  + (", status = 'open', snoozed_until = NULL" if wakes else ""), e.timestamp, text, int(wakes))
 
     def assigned(self, conn: Any, e: Conversation.Assigned, position: int) -> None:
         self._set(conn, e, position, "assignee_id = %s", e.assignee_id)
