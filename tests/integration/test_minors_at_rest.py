@@ -56,3 +56,23 @@ def test_the_application_refuses_marketing_to_a_minor_once_the_guard_is_on(isola
     app.set_minors_guard(workspace_id, enabled=True, actor_id=None, now=NOW)
     assert app.may_send(workspace_id, contact_id, "sms", "marketing", NOW).reason is Refusal.MINOR
     assert app.may_send(workspace_id, contact_id, "sms", "transactional", NOW).allowed
+
+
+def test_marketing_email_to_a_minor_is_refused_and_recorded_on_the_conversation(isolated_hub):
+    app = isolated_hub.app
+    workspace_id = new_workspace(app)
+    contact_id = app.create_contact(workspace_id=workspace_id, contact_id=uuid.uuid4(), name="Teen", now=NOW,
+                                    email="teen@example.org", date_of_birth=date(NOW.year - 14, 3, 3))
+    app.grant_consent(workspace_id, contact_id, channel="email", purpose="marketing", source="form",
+                      wording="Newsletter", actor_id=None, now=NOW)
+    app.set_minors_guard(workspace_id, enabled=True, actor_id=None, now=NOW)
+    conversation_id = app.start_conversation(workspace_id, contact_id, "email", NOW)
+
+    _, marketing = app.compose_email(workspace_id, conversation_id, body="Spring newsletter", subject="News",
+                                     attachments=[], author_id=None, purpose="marketing", now=NOW)
+    _, reminder = app.compose_email(workspace_id, conversation_id, body="Your appointment", subject="Tomorrow",
+                                    attachments=[], author_id=None, purpose="transactional", now=NOW)
+
+    assert marketing.reason is Refusal.MINOR and reminder.allowed
+    refused = [e for e in app.events.get(conversation_id) if type(e).__name__ == "MessageRefused"]
+    assert [e.reason for e in refused] == ["under_minimum_age_for_marketing"]
