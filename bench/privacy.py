@@ -37,7 +37,7 @@ from rich.table import Table
 from adapters.kek import encode_kek, generate_kek
 from api.bootstrap import Hub, bootstrap
 from api.settings import Settings
-from bench._common import console, fresh_schema, percentile, ratio, server_url, server_version
+from bench._common import Findings, console, fresh_schema, percentile, ratio, server_url, server_version
 from domain.contact import Contact
 from domain.conversation import Conversation
 from projections.replay import Replayer
@@ -263,7 +263,28 @@ def main(argv: list[str] | None = None) -> int:
     if rates:
         console.print(replay_table(rates, args.page))
     console.print(f"total {time.perf_counter() - started:.0f} s")
+    record(erasures, appends, rates)
     return 0
+
+
+def record(erasures: list[Erasure], appends: list[float], rates: list[Rate]) -> None:
+    """The figures for bench/run_all.py's report."""
+    findings = Findings("privacy")
+    if erasures:
+        append = statistics.median(appends) * 1000
+        for r in erasures:
+            findings.figure(f"erase_contact, {r.history:,}-event subject (p50)", statistics.median(r.erase) * 1000,
+                            append, "ms", better="lower", baseline_name="one single-event append")
+        findings.curve("erasure time against history", [r.history for r in erasures],
+                       [statistics.median(r.erase) * 1000 for r in erasures], x="events of the erased subject",
+                       y="erase_contact p50 (ms)")
+        findings.curve("plain DELETE of the same history (baseline)", [r.history for r in erasures],
+                       [statistics.median(r.delete) * 1000 for r in erasures], x="events deleted",
+                       y="DELETE p50 (ms)")
+    if rates:
+        findings.figure("replay as of a time", rates[-1].per_second, rates[0].per_second, "events/s",
+                        baseline_name="reading the notification log only")
+    findings.write()
 
 
 if __name__ == "__main__":
