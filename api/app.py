@@ -15,7 +15,8 @@ from fastapi.staticfiles import StaticFiles
 from api import problems
 from api.bootstrap import Hub, bootstrap
 from api.live import LiveFeed
-from api.routes import agent_socket, auth, contacts, conversations, sandbox
+from api.audit_trail import AuditMiddleware
+from api.routes import agent_socket, audit, auth, contacts, conversations, privacy, sandbox
 from api.routes import settings as settings_routes
 from api.settings import Settings
 
@@ -96,6 +97,7 @@ def create_app(
     problems.install(app)
 
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
+    app.add_middleware(AuditMiddleware)
 
     @app.middleware("http")
     async def security_headers(request: Request, call_next: Callable[[Request], Awaitable[Any]]) -> Any:
@@ -109,7 +111,7 @@ def create_app(
             response.headers.setdefault("Cache-Control", "no-store")  # API answers carry personal data
         return response
 
-    for module in (auth, contacts, conversations, settings_routes, sandbox, agent_socket):
+    for module in (auth, contacts, conversations, settings_routes, sandbox, agent_socket, privacy, audit):
         app.include_router(module.router)
 
     @app.get("/healthz", tags=["operations"])

@@ -17,6 +17,7 @@ from adapters.outbox_worker import OutboxWorker
 from adapters.postgres import Database
 from adapters.sealing import SealingMapper
 from adapters.tokens import TokenStore
+from api.privacy_parts import Privacy, privacy_views
 from api.settings import Settings
 from domain.application import CommHub
 from domain.identifiers import Channel
@@ -46,6 +47,7 @@ class Hub:
     projections: ProjectionRunner
     outbox: OutboxWorker
     embedded: EmbeddedPostgres | None = None
+    privacy: Privacy | None = None
     extras: dict[str, Any] = field(default_factory=dict)
     running: bool = False
 
@@ -53,11 +55,15 @@ class Hub:
         """Run projections and the outbox in this process (the default for ``commhub serve``)."""
         self.projections.start()
         self.outbox.start()
+        if self.privacy is not None:
+            self.privacy.worker.start()
         self.running = True
         return self
 
     def close(self) -> None:
         if self.running:
+            if self.privacy is not None:
+                self.privacy.worker.stop()
             self.outbox.stop()
             self.projections.stop()
         self.app.close()
@@ -107,11 +113,13 @@ def bootstrap(settings: Settings, *, database: Database | None = None) -> Hub:
         handles=handles,
     )
     views = [Staff(), Directory(), Consents(), Inbox(), Messages(), Timeline(), Outbox(),
-             Handles(handles.digest, HANDLES_SQL)]
+             Handles(handles.digest, HANDLES_SQL), *privacy_views()]
     runner = ProjectionRunner(app, database, views)
     runner.setup()
     tokens.setup()
     outbox = OutboxWorker(app, database, channel_senders(settings))
     runner.on_advance = outbox.wake
+    privacy = Privacy.build(app, database, vault, runner, erasure_wait_seconds=settings.erasure_wait_seconds,
+                            retention_interval_seconds=settings.retention_interval_seconds)
     return Hub(settings=settings, database=database, vault=vault, app=app, handles=handles, tokens=tokens,
-               projections=runner, outbox=outbox, embedded=embedded)
+               projections=runner, outbox=outbox, embedded=embedded, privacy=privacy)

@@ -29,6 +29,8 @@ class Settings:
     port: int = 8000
     log_level: str = "info"
     pool_size: int = 5
+    retention_interval_seconds: float = 3600.0
+    erasure_wait_seconds: float = 30.0
 
     @property
     def resolved_kek_file(self) -> Path:
@@ -55,6 +57,8 @@ class Settings:
             port=int(_number(env, "COMMHUB_PORT", 8000)),
             log_level=env.get("COMMHUB_LOG_LEVEL", "info").lower(),
             pool_size=int(_number(env, "COMMHUB_DB_POOL_SIZE", 5)),
+            retention_interval_seconds=_number(env, "COMMHUB_RETENTION_INTERVAL_SECONDS", 3600.0),
+            erasure_wait_seconds=_number(env, "COMMHUB_ERASURE_WAIT_SECONDS", 30.0),
         )
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from domain.contact import Contact
 from domain.conversation import Conversation
+from domain.privacy import RetentionPolicy
 from projections.base import View, clear
 
 PREVIEW_LENGTH = 140
@@ -64,6 +65,7 @@ class Inbox(View):
         Conversation.Snoozed: "snoozed",
         Conversation.Read: "read",
         Contact.Erased: "erased",
+        RetentionPolicy.BodiesExpired: "expired",
     }
 
     def started(self, conn: Any, e: Conversation.Started, position: int) -> None:
@@ -113,6 +115,10 @@ class Inbox(View):
     def erased(self, conn: Any, e: Contact.Erased, position: int) -> None:
         conn.execute("UPDATE commhub_inbox SET preview = NULL, labels = '{}' WHERE contact_id = ANY(%s)",
                      (list(e.subject_ids),))
+
+    def expired(self, conn: Any, e: RetentionPolicy.BodiesExpired, position: int) -> None:
+        conn.execute("UPDATE commhub_inbox SET preview = NULL WHERE workspace_id = %s AND last_activity < %s"
+                     " AND preview IS NOT NULL", (e.workspace_id, e.before))
 
     @staticmethod
     def _set(conn: Any, e: Any, position: int, assignment: str, *values: Any) -> None:

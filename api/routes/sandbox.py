@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, HTTPException
 
 from adapters.identifiers import normalise_email, normalise_phone
 from api.deps import HubDep, Inbox, now, settle
@@ -24,10 +26,19 @@ def simulate_inbound(body: SandboxInbound, principal: Inbox, hub: HubDep) -> dic
         kind, value = "email", normalise_email(body.sender)
     else:
         kind, value = "phone", normalise_phone(body.sender, body.default_region)
+    try:
+        contents = [base64.b64decode(a.content_base64, validate=True) for a in body.attachments]
+    except (binascii.Error, ValueError):
+        raise HTTPException(422, "Attachment content is not valid base64") from None
     contact_id = hub.app.find_or_create_contact(principal.workspace_id, kind=kind, value=value, name=body.name, now=at)
+    attachments = [
+        {"file_id": str(hub.privacy.files.put(principal.workspace_id, contact_id, data, at)) if hub.privacy else None,
+         "filename": a.filename, "content_type": a.content_type, "size": len(data)}
+        for a, data in zip(body.attachments, contents)
+    ]
     conversation_id, message_id, new = hub.app.receive_message(
         workspace_id=principal.workspace_id, contact_id=contact_id, channel=body.channel, body=body.body, now=at,
-        provider_message_id=body.provider_message_id,
+        provider_message_id=body.provider_message_id, attachments=attachments,
     )
     settle(hub)
     return {"contact_id": str(contact_id), "conversation_id": str(conversation_id), "message_id": str(message_id),
