@@ -1,6 +1,7 @@
 """Access and portability: everything about one contact as a zip — ``subject.json`` (profile,
-consents with their evidence, privacy history, messages, notes, appointments, timeline, and the audit
-entries of who accessed their data) and ``attachments/`` with the stored files. Streamed as it is built.
+consents with their evidence, the history of the profile and of restrictions, objections and legal
+holds, messages, notes, appointments, timeline, and the audit entries of who accessed their data)
+and ``attachments/`` with the stored files. Streamed as it is built.
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ from projections import queries
 from projections.audit import list_entries
 
 FORMAT = "commhub.subject-export"
-PRIVACY_EVENTS = {
-    Contact.Rectified: "rectified", Contact.ProcessingRestricted: "processing_restricted",
+HISTORY_EVENTS = {
+    Contact.Created: "created", Contact.Rectified: "rectified", Contact.ProcessingRestricted: "processing_restricted",
     Contact.RestrictionLifted: "restriction_lifted", Contact.MarketingObjected: "objected_to_marketing",
     Contact.ObjectionWithdrawn: "objection_withdrawn", Contact.LegalHoldPlaced: "legal_hold_placed",
     Contact.LegalHoldLifted: "legal_hold_lifted", Contact.Merged: "merged", Contact.MergedInto: "merged_into",
@@ -79,23 +80,24 @@ class SubjectExport:
                         "wording": event.wording, "ip_address": event.ip_address, "actor_id": event.actor_id,
                         "expires_at": getattr(event, "expires_at", None),
                     })
-                elif kind in PRIVACY_EVENTS:
-                    entry = {"subject_id": subject_id, "kind": PRIVACY_EVENTS[kind], "at": event.timestamp,
+                elif kind in HISTORY_EVENTS:
+                    entry = {"subject_id": subject_id, "kind": HISTORY_EVENTS[kind], "at": event.timestamp,
                              "actor_id": getattr(event, "actor_id", None)}
-                    for field in ("changes", "reason", "reference", "duplicate_id", "survivor_id"):
+                    for field in ("name", "phone", "email", "time_zone", "custom_fields", "changes", "reason",
+                                  "reference", "duplicate_id", "survivor_id"):
                         if field in event.__dict__:
                             entry[field] = event.__dict__[field]
                     history.append(entry)
         with self.database.connection() as conn:
             notes = queries.contact_notes(conn, workspace_id, subjects)
             conversations = conn.execute(
-                "SELECT conversation_id, channel FROM commhub_inbox WHERE workspace_id = %s AND contact_id = ANY(%s)"
+                "SELECT conversation_id, channel, labels FROM commhub_inbox WHERE workspace_id = %s AND contact_id = ANY(%s)"
                 " ORDER BY conversation_id", (workspace_id, subjects),
             ).fetchall()
-            threads = [{"conversation_id": cid, "channel": channel,
+            threads = [{"conversation_id": cid, "channel": channel, "labels": labels,
                         "messages": self._all(lambda after: queries.list_messages(
                             conn, workspace_id, cid, after=after, limit=PAGE))}
-                       for cid, channel in conversations]
+                       for cid, channel, labels in conversations]
             timeline = self._all(lambda after: queries.timeline(conn, workspace_id, subjects, after=after, limit=PAGE))
             accesses: list[dict[str, Any]] = []
             for subject_id in subjects:
@@ -108,7 +110,7 @@ class SubjectExport:
         return plain({
             "format": FORMAT, "version": 1, "export_id": export_id, "workspace_id": workspace_id,
             "contact_id": contact.id, "subject_ids": subjects, "exported_at": now,
-            "profile": present_contact(contact, notes), "consents": consents, "privacy_history": history,
+            "profile": present_contact(contact, notes), "consents": consents, "history": history,
             "conversations": threads, "notes": notes, "appointments": [], "timeline": timeline,
             "access_log": sorted(accesses, key=lambda r: r["position"]),
         })

@@ -90,8 +90,10 @@ class Retention:
                 ).fetchone()[0])
         return plan
 
-    def apply(self, plan: RetentionPlan, *, via: str = "system", actor_id: UUID | None = None) -> list[Any]:
-        """Issue an ordinary erasure request per contact in the plan, then expire bodies."""
+    def apply(self, plan: RetentionPlan, *, via: str = "system", actor_id: UUID | None = None,
+              wait: float | None = None) -> list[Any]:
+        """Issue an ordinary erasure request per contact in the plan, then expire bodies; returns the
+        requests, each completed unless its projections took longer than ``wait`` seconds."""
         reference = f"retention-{plan.at.date().isoformat()}"
         requests = [
             self.workflow.request(plan.workspace_id, row["contact_id"], reason=ErasureReason.RETENTION_POLICY.value,
@@ -101,7 +103,7 @@ class Retention:
         if plan.bodies_before is not None and self.app.expire_bodies(plan.workspace_id, plan.bodies_before, plan.at):
             self.workflow.audit.record(plan.workspace_id, "privacy.bodies_expired", actor_id=actor_id, via=via,
                                        count=plan.bodies, now=plan.at)
-        return [self.workflow.advance(plan.workspace_id, r.id) for r in requests if r.status != "refused"]
+        return [self.workflow.advance(plan.workspace_id, r.id, wait=wait) for r in requests if r.status != "refused"]
 
     def workspaces(self) -> list[UUID]:
         with self.database.connection() as conn:
@@ -118,7 +120,7 @@ class Retention:
             for workspace_id in self.workspaces():
                 plan = self.plan(workspace_id, now or datetime.now(timezone.utc))
                 if plan.erase or plan.bodies_before is not None:
-                    erased += len(self.apply(plan))
+                    erased += len(self.apply(plan, wait=0))
             return erased
 
     def _pending(self) -> list[tuple[UUID, UUID]]:
