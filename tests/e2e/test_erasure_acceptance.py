@@ -1,0 +1,187 @@
+"""The acceptance test of erasure, against a real ``commhub serve`` process: after a person is
+talked to on every channel there is and then erased, no dump of the database, no line the server
+logged and no file in its data directory holds anything of theirs, while another person is intact.
+
+Each channel is one function in ``CHANNELS``: add the next channel (Twilio SMS, email, the web
+widget…) as another function that makes the person write in and returns what it introduced.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.api_support import Api, demo_credentials, demo_login, login, phone_number, unique, wait_for
+from tests.e2e.conftest import ROOT, start_server, stop_server
+from tests.integration.helpers import appearances, count_events, pg_dump
+
+CONTACTS = "/api/v1/contacts"
+
+
+@dataclass
+class Person:
+    """Someone the business talks to, and every piece of their data the test introduced."""
+
+    name: str
+    phone: str
+    email: str
+    contact_id: str = ""
+    secrets: list[str] = field(default_factory=list)
+    attachments: list[bytes] = field(default_factory=list)
+    conversations: set[str] = field(default_factory=set)
+
+    @classmethod
+    def new(cls, label: str) -> Person:
+        token = uuid.uuid4().hex[:8]
+        return cls(name=f"{label} Zabriskie-{token}", phone=phone_number(), email=f"{label.lower()}.{token}@example.net")
+
+    def said(self, text: str) -> str:
+        self.secrets.append(text)
+        return text
+
+
+# The channels that exist now. Each makes ``person`` write in (or be written to) and records what it introduced.
+
+def sandbox_sms(api: Api, person: Person) -> None:
+    scan = f"%PDF-1.7 MRI of {person.name} lumbar spine".encode()
+    person.attachments.append(scan)
+    sent = api.inbound(person.phone, person.said(f"My back hurts since Monday, {uuid.uuid4().hex[:6]}"),
+                       attachments=[{"filename": person.said(f"mri-{uuid.uuid4().hex[:6]}.pdf"),
+                                     "content_type": "application/pdf",
+                                     "content_base64": base64.b64encode(scan).decode()}])
+    assert sent["contact_id"] == person.contact_id
+    person.conversations.add(sent["conversation_id"])
+
+
+def sandbox_email(api: Api, person: Person) -> None:
+    sent = api.inbound(person.email, person.said(f"Could you email my invoice? {uuid.uuid4().hex[:6]}"),
+                       channel="email")
+    assert sent["contact_id"] == person.contact_id
+    person.conversations.add(sent["conversation_id"])
+
+
+def replies_notes_and_labels(api: Api, person: Person) -> None:
+    for conversation_id in sorted(person.conversations):
+        api.ok("POST", f"/api/v1/conversations/{conversation_id}/reply",
+               {"body": person.said(f"We have you down for Thursday {uuid.uuid4().hex[:6]}")})
+        api.ok("POST", f"/api/v1/conversations/{conversation_id}/notes",
+               {"text": person.said(f"Suspected disc herniation {uuid.uuid4().hex[:6]}")})
+        api.ok("POST", f"/api/v1/conversations/{conversation_id}/labels",
+               {"add": [person.said(f"spine-{uuid.uuid4().hex[:6]}")]})
+
+
+def contact_notes_tags_and_consent(api: Api, person: Person) -> None:
+    api.ok("POST", f"{CONTACTS}/{person.contact_id}/notes", {"text": person.said(f"Allergic to latex {uuid.uuid4().hex[:6]}")})
+    api.ok("POST", f"{CONTACTS}/{person.contact_id}/tags", {"add": [person.said(f"sciatica-{uuid.uuid4().hex[:6]}")]})
+    api.ok("POST", f"{CONTACTS}/{person.contact_id}/consents", {
+        "channel": "sms", "purpose": "marketing", "granted": True, "source": person.said(f"front desk {uuid.uuid4().hex[:6]}"),
+        "wording": person.said(f"Offers by text for {person.name}")})
+
+
+CHANNELS: list[Callable[[Api, Person], None]] = [
+    sandbox_sms, sandbox_email, replies_notes_and_labels, contact_notes_tags_and_consent,
+]
+
+
+def talk_to(api: Api, person: Person) -> None:
+    created = api.ok("POST", CONTACTS, {"name": person.name, "phone": person.phone, "email": person.email})
+    person.contact_id = created["contact_id"]
+    person.secrets += [person.name, person.phone, person.email]
+    for channel in CHANNELS:
+        channel(api, person)
+
+
+def files_in(directory: Path) -> dict[Path, bytes]:
+    return {path: path.read_bytes() for path in directory.rglob("*") if path.is_file()}
+
+
+@pytest.fixture
+def server(tmp_path, fresh_database, session_kek):
+    env = {"DATABASE_URL": fresh_database.url, "COMMHUB_DB_SCHEMA": fresh_database.schema,
+           "COMMHUB_KEK": session_kek, "COMMHUB_LOG_LEVEL": "debug"}
+    running = start_server(tmp_path, env, "--demo")
+    yield running
+    if running.process.poll() is None:
+        stop_server(running)
+
+
+def test_an_erased_person_is_in_no_dump_log_or_file_and_everyone_else_is_intact(server, fresh_database, tmp_path):
+    owner = demo_login(server)
+    compliance_password = "a long compliance password"
+    officer = owner.ok("POST", "/api/v1/staff", {"name": "Cora Compliance", "email": f"{unique('cora')}@clinic.example",
+                                                 "role": "compliance", "password": compliance_password})
+    erased, kept = Person.new("Erin"), Person.new("Kiran")
+    for person in (erased, kept):
+        talk_to(owner, person)
+        owner.ok("GET", f"{CONTACTS}/{person.contact_id}")
+    wait_for(lambda: all(m["status"] == "captured" for c in erased.conversations for m in owner.messages(c)
+                         if m["kind"] == "out"), what="the replies to be captured by the sandbox channel")
+    events_before = count_events(fresh_database)
+    with fresh_database.connect() as conn:
+        last_before = conn.execute("SELECT max(notification_id) FROM commhub_events").fetchone()[0]
+
+    with login(server.url, demo_credentials(server)["workspace_slug"], officer["email"], compliance_password) as cora:
+        answer = cora.post("/api/v1/privacy/erasures", {"contact_id": erased.contact_id,
+                                                        "reason": "data_subject_request", "reference": "DSR-0042"})
+        assert answer.status_code == 201, answer.text
+        erasure = answer.json()
+        assert erasure["status"] == "completed"
+        certificate = cora.ok("GET", f"/api/v1/privacy/erasures/{erasure['erasure_id']}/certificate")
+    document = certificate["certificate"]
+    assert (document["subject_id"], document["requested_by"]) == (erased.contact_id, officer["staff_id"])
+    assert document["files_deleted"] == 1 and document["events_unreadable"] > 10
+
+    certificate_file = tmp_path.parent / f"certificate-{uuid.uuid4().hex[:6]}.json"
+    certificate_file.write_text(json.dumps(certificate))
+    verified = subprocess.run([sys.executable, "-m", "api.cli", "privacy", "verify", str(certificate_file)],
+                              cwd=ROOT, env={**os.environ, **server.env, "COMMHUB_DATA_DIR": str(tmp_path)},
+                              capture_output=True, text=True, timeout=120)
+    assert verified.returncode == 0 and "VALID" in verified.stdout, verified.stdout + verified.stderr
+
+    with fresh_database.connect() as conn:
+        untouched = conn.execute("SELECT count(*) FROM commhub_events WHERE notification_id <= %s",
+                                 (last_before,)).fetchone()[0]
+    assert untouched == events_before  # nothing stored was deleted or rewritten
+    for conversation_id in kept.conversations:
+        bodies = " ".join(m["body"] or "" for m in owner.messages(conversation_id))
+        assert any(secret in bodies for secret in kept.secrets)
+    profile = owner.ok("GET", f"{CONTACTS}/{kept.contact_id}")
+    assert (profile["name"], profile["phone"], profile["email"]) == (kept.name, kept.phone, kept.email)
+    gone = owner.ok("GET", f"{CONTACTS}/{erased.contact_id}")
+    assert gone["erased"] and gone["name"] is None
+    owner.close()
+
+    dump = pg_dump(fresh_database)
+    stop_server(server)
+    log = server.log()
+    data_dir = files_in(tmp_path)
+    assert appearances(dump, kept.name) == ["text"]  # the search finds what is there (the survivor's directory row)
+    for secret in erased.secrets:
+        assert appearances(dump, secret) == [], f"the database dump holds {secret!r}"
+        assert secret.lower() not in log.lower(), f"the server log holds {secret!r}"
+        for path, content in data_dir.items():
+            assert secret.encode().lower() not in content.lower(), f"{path} holds {secret!r}"
+    for scan in erased.attachments:
+        assert scan.hex() not in dump and scan.decode() not in dump, "the dump holds the attachment"
+        assert all(scan not in content for content in data_dir.values()), "a data file holds the attachment"
+    assert appearances(dump, kept.attachments[0].decode()) == []  # files are sealed at rest for everyone
+
+
+def test_the_certificate_cli_says_invalid_for_an_altered_certificate(tmp_path):
+    public_key = base64.b64encode(b"\x01" * 32).decode()
+    forged = {"certificate": {"erasure_id": "x"}, "algorithm": "Ed25519", "public_key": public_key,
+              "key_id": "x", "signature": base64.b64encode(b"\x00" * 64).decode()}
+    path = tmp_path / "forged.json"
+    path.write_text(json.dumps(forged))
+    result = subprocess.run([sys.executable, "-m", "api.cli", "privacy", "verify", str(path), "--public-key",
+                             public_key], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1 and "INVALID" in result.stdout
