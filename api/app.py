@@ -104,7 +104,7 @@ def create_app(
         response = await call_next(request)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "no-referrer")
-        if request.url.path == "/" or request.url.path.startswith("/static/"):
+        if request.url.path in ("/", "/audit") or request.url.path.startswith("/static/"):
             response.headers.setdefault("Content-Security-Policy", PAGE_POLICY)
             response.headers.setdefault("Cache-Control", "no-cache")
         else:
@@ -131,6 +131,10 @@ def create_app(
     @app.get("/", include_in_schema=False)
     def inbox_page() -> FileResponse:
         return FileResponse(STATIC / "index.html")
+
+    @app.get("/audit", include_in_schema=False)
+    def audit_page() -> FileResponse:
+        return FileResponse(STATIC / "audit.html")
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
