@@ -102,3 +102,29 @@ def test_an_export_holds_everything_about_the_subject_and_their_files(hub):
     assert [a["action"] for a in data["access_log"]] == ["contact.viewed"]
     [attachment] = data["conversations"][0]["messages"][0]["attachments"]
     assert archive.read(attachment["path"]) == rich.attachment
+
+
+def test_the_retention_worker_started_with_the_others_erases_inactive_contacts_on_schedule(settings, fresh_database):
+    from dataclasses import replace
+    from datetime import datetime, timezone
+
+    from api.bootstrap import bootstrap
+    from tests.e2e.api_support import wait_for
+
+    long_ago = datetime.now(timezone.utc) - timedelta(days=800)
+    with bootstrap(replace(settings, retention_interval_seconds=0.2), database=fresh_database) as hub:
+        workspace_id = hub.app.create_workspace(workspace_id=uuid.uuid4(), name="Old Clinic", slug="old-clinic",
+                                                time_zone="Europe/London", now=long_ago)
+        dormant = hub.app.create_contact(workspace_id=workspace_id, contact_id=uuid.uuid4(), name="Dormant Dora",
+                                         now=long_ago)
+        active = hub.app.create_contact(workspace_id=workspace_id, contact_id=uuid.uuid4(), name="Active Ava",
+                                        now=datetime.now(timezone.utc))
+        hub.app.set_retention_policy(workspace_id, erase_inactive_after_days=1, delete_bodies_after_days=None,
+                                     actor_id=None, now=long_ago)
+        hub.start_workers()
+        wait_for(lambda: hub.vault.is_erased(dormant), timeout=20, what="the scheduled erasure")
+        with hub.database.connect() as conn:
+            wait_for(lambda: conn.execute("SELECT status FROM commhub_erasures WHERE contact_id = %s",
+                                          (dormant,)).fetchone() == ("completed",),
+                     timeout=20, what="the erasure to complete")
+        assert not hub.vault.is_erased(active)
