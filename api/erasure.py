@@ -23,7 +23,7 @@ from adapters.signing import WorkspaceSigner
 from domain.application import CommHub
 from domain.contact import Contact
 from domain.privacy import ErasureRequest
-from projections.runner import ProjectionRunner, projected_floor
+from projections.runner import ProjectionRunner
 
 ERASED_TOPIC = get_topic(Contact.Erased)
 CERTIFICATE_TYPE = "commhub.erasure-certificate"
@@ -123,9 +123,12 @@ class ErasureWorkflow:
     def _projected(self, position: int, wait: float | None) -> bool:
         """Whether every projection (in any process) has applied ``position``, waiting up to ``wait`` seconds."""
         deadline = time.monotonic() + (self.wait_seconds if wait is None else wait)
+        names = sorted(self.projections.projections)  # not rows some older version left behind
         while True:
             with self.database.connection() as conn:
-                if projected_floor(conn) >= position:
+                row = conn.execute("SELECT min(position), count(*) FROM commhub_projection_positions"
+                                   " WHERE name = ANY(%s)", (names,)).fetchone()
+                if row[1] == len(names) and int(row[0] or 0) >= position:
                     return True
             if time.monotonic() >= deadline:
                 return False

@@ -166,7 +166,7 @@ def retention(workspace: str = WORKSPACE,
         plan = hub.privacy.retention.plan(workspace_id, datetime.now(timezone.utc))
         report = plan.report()
         if apply:
-            done = [_finish(hub, workspace_id, r) for r in hub.privacy.retention.apply(plan, via="cli")]
+            done = [_finish(hub, workspace_id, r) for r in hub.privacy.retention.apply(plan, via="cli", wait=0)]
             hub.projections.catch_up()
             report["erasures"] = [{"erasure_id": str(r.id), "contact_id": str(r.contact_id), "status": r.status}
                                   for r in done]
