@@ -50,7 +50,8 @@ ROUTES: dict[tuple[str, str], str] = {
     ("POST", f"{V}/{{conversation_id}}/notes"): "conversation.note_added",
     ("POST", f"{V}/{{conversation_id}}/labels"): "conversation.labels_changed",
     ("POST", "/api/v1/sandbox/inbound"): "sandbox.inbound",
-    # Staff and settings
+    # Sessions, staff and settings (logins are recorded by the login route, failures included)
+    ("POST", "/api/v1/auth/logout"): "auth.logout",
     ("POST", "/api/v1/staff"): "staff.created",
     ("PATCH", "/api/v1/staff/{staff_id}"): "staff.role_changed",
     ("POST", "/api/v1/canned-responses"): "settings.canned_response_saved",
@@ -116,8 +117,9 @@ class AuditMiddleware:
         body = b"".join(m.get("body", b"") for m in held if m["type"] == "http.response.body")
         subjects, count = self._subjects(hub.database, params, body)
         target = next((_uuid(params[t]) for t in TARGETS if t in params), None)
-        if target is None and route.path in ("/api/v1/staff",) and scope["method"] == "POST":
-            target = _uuid(_json(body).get("staff_id"))
+        if target is None and scope["method"] == "POST":  # what a create route made
+            created = _json(body)
+            target = next((_uuid(created[t]) for t in TARGETS if created.get(t)), None)
         audit: AuditLog = hub.privacy.audit
         audit.record(principal.workspace_id, ROUTES[(scope["method"], route.path)], actor_id=principal.staff_id,
                      via="api", subject_ids=subjects, target_id=target, route=f"{scope['method']} {route.path}",

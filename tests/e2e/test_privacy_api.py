@@ -183,6 +183,11 @@ def test_reads_logins_and_staff_changes_are_in_the_audit_log_with_ids_only(serve
     assert failed[0]["outcome"] == "refused" and failed[0]["actor_id"] == owner.me["staff_id"]
     staff = audit_entries(officer, 2, action="staff.created")
     assert all(e["target_id"] for e in staff)
+    logins = audit_entries(officer, action="auth.login")
+    assert officer.me["staff_id"] in {e["actor_id"] for e in logins}
+    saved = owner.ok("POST", "/api/v1/canned-responses", {"title": "Hours", "body": "Open 9-5"})
+    canned = audit_entries(officer, action="settings.canned_response_saved")
+    assert (canned[0]["target_id"], canned[0]["actor_id"]) == (saved["response_id"], owner.me["staff_id"])
     everything = json.dumps(officer.ok("GET", "/api/v1/audit", params={"limit": 500}))
     assert contact["name"] not in everything and contact["phone"] not in everything
 
