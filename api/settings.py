@@ -29,6 +29,11 @@ class Settings:
     port: int = 8000
     log_level: str = "info"
     pool_size: int = 5
+    log_format: str = "json"
+    workers: bool = True
+    ready_max_lag: int = 10_000
+    metrics_token: str | None = field(default=None, repr=False)
+    shutdown_seconds: float = 20.0
     retention_interval_seconds: float = 3600.0
     erasure_wait_seconds: float = 30.0
 
@@ -57,9 +62,21 @@ class Settings:
             port=int(_number(env, "COMMHUB_PORT", 8000)),
             log_level=env.get("COMMHUB_LOG_LEVEL", "info").lower(),
             pool_size=int(_number(env, "COMMHUB_DB_POOL_SIZE", 5)),
+            log_format=_choice(env, "COMMHUB_LOG_FORMAT", ("json", "text"), "json"),
+            workers=_choice(env, "COMMHUB_WORKERS", ("on", "off"), "on") == "on",
+            ready_max_lag=int(_number(env, "COMMHUB_READY_MAX_LAG", 10_000)),
+            metrics_token=env.get("COMMHUB_METRICS_TOKEN") or None,
+            shutdown_seconds=_number(env, "COMMHUB_SHUTDOWN_SECONDS", 20.0),
             retention_interval_seconds=_number(env, "COMMHUB_RETENTION_INTERVAL_SECONDS", 3600.0),
             erasure_wait_seconds=_number(env, "COMMHUB_ERASURE_WAIT_SECONDS", 30.0),
         )
+
+
+def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...], default: str) -> str:
+    value = (env.get(name) or default).strip().lower()
+    if value not in allowed:
+        raise SettingsError(f"{name} must be one of: {', '.join(allowed)}")
+    return value
 
 
 def _number(env: Mapping[str, str], name: str, default: float) -> float:
