@@ -53,7 +53,7 @@ def pg_dump(database: Database, attempts: int = 3) -> str:
     """A plain-text dump of the whole database, as an attacker with a backup would see it.
 
     Retried: on a shared test server another run may drop its schema while the dump reads it."""
-    for attempt in range(attempts):
+    for _ in range(attempts):
         result = subprocess.run(
             [str(pg_bin("pg_dump")), "--no-owner", "--dbname", database.url],
             capture_output=True, text=True, timeout=120,
