@@ -21,7 +21,18 @@ from api.bootstrap import Hub, bootstrap
 from api.live import LiveFeed
 from api.audit_trail import AuditMiddleware
 from api.metrics import Metrics, timed
-from api.routes import agent_socket, audit, auth, contacts, conversations, privacy, sandbox
+from api.routes import (
+    agent_socket,
+    appointments,
+    audit,
+    auth,
+    calendar,
+    contacts,
+    conversations,
+    privacy,
+    reminder_policies,
+    sandbox,
+)
 from api.routes import settings as settings_routes
 from api.settings import Settings
 
@@ -172,7 +183,8 @@ def create_app(
     app.add_middleware(SecurityHeaders)
     app.add_middleware(RequestContext, metrics=metrics)  # outermost: times and tags everything inside
 
-    for module in (auth, contacts, conversations, settings_routes, sandbox, agent_socket, privacy, audit):
+    for module in (auth, contacts, conversations, settings_routes, sandbox, agent_socket, appointments,
+                   reminder_policies, calendar, privacy, audit):
         app.include_router(module.router)
 
     @app.get("/healthz", tags=["operations"])

@@ -35,6 +35,8 @@ ROUTES: dict[tuple[str, str], str] = {
     ("GET", f"{V}/{{conversation_id}}"): "conversation.viewed",
     ("GET", f"{V}/{{conversation_id}}/messages"): "conversation.messages_viewed",
     ("GET", "/api/v1/staff"): "staff.listed",
+    ("GET", "/api/v1/appointments"): "appointments.listed",
+    ("GET", "/api/v1/appointments/{appointment_id}"): "appointment.viewed",
     ("GET", "/api/v1/audit"): "audit.viewed",
     # Changes of personal data
     ("POST", C): "contact.created",
@@ -50,6 +52,7 @@ ROUTES: dict[tuple[str, str], str] = {
     ("POST", f"{V}/{{conversation_id}}/notes"): "conversation.note_added",
     ("POST", f"{V}/{{conversation_id}}/labels"): "conversation.labels_changed",
     ("POST", "/api/v1/sandbox/inbound"): "sandbox.inbound",
+    ("POST", "/api/v1/appointments"): "appointment.booked",
     # Sessions, staff and settings (logins are recorded by the login route, failures included)
     ("POST", "/api/v1/auth/logout"): "auth.logout",
     ("POST", "/api/v1/staff"): "staff.created",
@@ -59,7 +62,7 @@ ROUTES: dict[tuple[str, str], str] = {
     ("DELETE", "/api/v1/canned-responses/{response_id}"): "settings.canned_response_deleted",
     ("PUT", "/api/v1/privacy/retention"): "settings.retention_policy_changed",
 }
-TARGETS = ("staff_id", "response_id", "erasure_id")
+TARGETS = ("staff_id", "response_id", "erasure_id", "appointment_id")
 
 
 def _now() -> datetime:

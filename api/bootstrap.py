@@ -6,6 +6,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from adapters.calendar_feeds import CalendarFeeds
 from adapters.channels import ChannelSender, SandboxChannel
 from adapters.codec import MsgspecTranscoder
 from adapters.embedded_postgres import EmbeddedPostgres
@@ -15,18 +16,21 @@ from adapters.kek import load_keyring
 from adapters.key_vault import KeyVault
 from adapters.outbox_worker import OutboxWorker
 from adapters.postgres import Database
+from adapters.reminder_worker import ReminderWorker
 from adapters.sealing import SealingMapper
 from adapters.tokens import TokenStore
 from api.privacy_parts import Privacy, privacy_views
 from api.settings import Settings
 from domain.application import CommHub
 from domain.identifiers import Channel
+from projections.appointments import Appointments
 from projections.consents import Consents
 from projections.directory import Directory
 from projections.handles import Handles
 from projections.inbox import Inbox
 from projections.messages import Messages
 from projections.outbox import Outbox
+from projections.reminders import Reminders
 from projections.runner import ProjectionRunner
 from projections.staff import Staff
 from projections.timeline import Timeline
@@ -47,6 +51,7 @@ class Hub:
     projections: ProjectionRunner
     outbox: OutboxWorker
     embedded: EmbeddedPostgres | None = None
+    reminders: ReminderWorker | None = None
     privacy: Privacy | None = None
     extras: dict[str, Any] = field(default_factory=dict)
     running: bool = False
@@ -65,6 +70,8 @@ class Hub:
         """Run projections and the outbox in this process (the default for ``commhub serve``)."""
         self.projections.start()
         self.outbox.start()
+        if self.reminders is not None:
+            self.reminders.start()
         if self.privacy is not None:
             self.privacy.worker.start()
         self.running = True
@@ -72,6 +79,8 @@ class Hub:
 
     def close(self) -> None:
         if self.running:
+            if self.reminders is not None:
+                self.reminders.stop()
             if self.privacy is not None:
                 self.privacy.worker.stop()
             self.outbox.stop()
@@ -123,13 +132,22 @@ def bootstrap(settings: Settings, *, database: Database | None = None) -> Hub:
         handles=handles,
     )
     views = [Staff(), Directory(), Consents(), Inbox(), Messages(), Timeline(), Outbox(),
-             Handles(handles.digest, HANDLES_SQL), *privacy_views()]
+             Handles(handles.digest, HANDLES_SQL), Appointments(), Reminders(), *privacy_views()]
     runner = ProjectionRunner(app, database, views)
     runner.setup()
     tokens.setup()
     outbox = OutboxWorker(app, database, channel_senders(settings))
-    runner.on_advance = outbox.wake
+    reminders = ReminderWorker(app, database, poll_seconds=settings.reminder_poll_seconds)
+
+    def advanced(position: int) -> None:
+        outbox.wake(position)
+        reminders.wake(position)
+
+    runner.on_advance = advanced
+    feeds = CalendarFeeds(database)
+    feeds.setup()
     privacy = Privacy.build(app, database, vault, runner, erasure_wait_seconds=settings.erasure_wait_seconds,
                             retention_interval_seconds=settings.retention_interval_seconds)
-    return Hub(settings=settings, database=database, vault=vault, app=app, handles=handles, tokens=tokens,
-               projections=runner, outbox=outbox, embedded=embedded, privacy=privacy)
+    return Hub(extras={"calendar_feeds": feeds}, settings=settings, database=database, vault=vault, app=app, handles=handles, tokens=tokens,
+               projections=runner, outbox=outbox, embedded=embedded, reminders=reminders,
+               privacy=privacy)

@@ -14,6 +14,8 @@ from datetime import datetime
 from typing import Any, Iterator
 from uuid import UUID
 
+from psycopg.rows import dict_row
+
 from api.present import contact as present_contact
 from api.present import plain
 from domain.application import CommHub
@@ -98,6 +100,11 @@ class SubjectExport:
                         "messages": self._all(lambda after: queries.list_messages(
                             conn, workspace_id, cid, after=after, limit=PAGE))}
                        for cid, channel, labels in conversations]
+            appointments = conn.cursor(row_factory=dict_row).execute(
+                "SELECT appointment_id, staff_id, service, location, notes, starts_at, ends_at, time_zone, status,"
+                " source, confirmed_via, created_at FROM commhub_appointments WHERE workspace_id = %s"
+                " AND contact_id = ANY(%s) ORDER BY starts_at, appointment_id", (workspace_id, subjects),
+            ).fetchall()
             timeline = self._all(lambda after: queries.timeline(conn, workspace_id, subjects, after=after, limit=PAGE))
             accesses: list[dict[str, Any]] = []
             for subject_id in subjects:
@@ -111,7 +118,7 @@ class SubjectExport:
             "format": FORMAT, "version": 1, "export_id": export_id, "workspace_id": workspace_id,
             "contact_id": contact.id, "subject_ids": subjects, "exported_at": now,
             "profile": present_contact(contact, notes), "consents": consents, "history": history,
-            "conversations": threads, "notes": notes, "appointments": [], "timeline": timeline,
+            "conversations": threads, "notes": notes, "appointments": appointments, "timeline": timeline,
             "access_log": sorted(accesses, key=lambda r: r["position"]),
         })
 

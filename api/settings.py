@@ -34,6 +34,8 @@ class Settings:
     ready_max_lag: int = 10_000
     metrics_token: str | None = field(default=None, repr=False)
     shutdown_seconds: float = 20.0
+    reminder_poll_seconds: float = 5.0
+    fhir_webhook_secret: str | None = field(default=None, repr=False)
     retention_interval_seconds: float = 3600.0
     erasure_wait_seconds: float = 30.0
 
@@ -67,6 +69,8 @@ class Settings:
             ready_max_lag=int(_number(env, "COMMHUB_READY_MAX_LAG", 10_000)),
             metrics_token=env.get("COMMHUB_METRICS_TOKEN") or None,
             shutdown_seconds=_number(env, "COMMHUB_SHUTDOWN_SECONDS", 20.0),
+            reminder_poll_seconds=_number(env, "COMMHUB_REMINDER_POLL_SECONDS", 5.0) or 5.0,
+            fhir_webhook_secret=_fhir_secret(env.get("COMMHUB_FHIR_WEBHOOK_SECRET") or None),
             retention_interval_seconds=_number(env, "COMMHUB_RETENTION_INTERVAL_SECONDS", 3600.0),
             erasure_wait_seconds=_number(env, "COMMHUB_ERASURE_WAIT_SECONDS", 30.0),
         )
@@ -76,6 +80,12 @@ def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...], default
     value = (env.get(name) or default).strip().lower()
     if value not in allowed:
         raise SettingsError(f"{name} must be one of: {', '.join(allowed)}")
+    return value
+
+
+def _fhir_secret(value: str | None) -> str | None:
+    if value is not None and len(value) < 32:
+        raise SettingsError("COMMHUB_FHIR_WEBHOOK_SECRET must be at least 32 characters (e.g. `openssl rand -hex 32`)")
     return value
 
 

@@ -13,6 +13,7 @@ from eventsourcing.persistence import IntegrityError, Mapper
 from eventsourcing.utils import Environment
 
 from domain import identifiers
+from domain.appointments_app import AppointmentCommands
 from domain.consent import SendDecision, may_send
 from domain.contact import Contact
 from domain.conversation import Conversation, InboundReceipt, check_body, conversation_id_for
@@ -55,7 +56,7 @@ class Owners:
         self._seen[(kind.__name__, aggregate_id)] = workspace_id
 
 
-class CommHub(PrivacyCommands, Application):
+class CommHub(AppointmentCommands, PrivacyCommands, Application):
     """All aggregates live in one application, so one notification log orders every event."""
 
     name = "commhub"

@@ -147,3 +147,29 @@ class ReferenceInvalidError(DomainError):
 
 class RetentionPolicyInvalidError(DomainError):
     """Retention periods must be whole days between 1 and 36,500."""
+
+
+class AppointmentNotFoundError(NotFoundError):
+    """No such appointment in this workspace."""
+
+
+class AppointmentTimeInvalidError(DomainError):
+    """An appointment needs a start and an end with a time zone offset, the end after the start."""
+
+
+class AppointmentTransitionInvalidError(DomainError):
+    """The appointment's status does not allow this change."""
+
+    status = 409
+
+
+class AppointmentFieldInvalidError(DomainError):
+    """Service, location and notes must be text of bounded length."""
+
+
+class ReminderPolicyInvalidError(DomainError):
+    """A reminder policy needs a known kind, channel, offset and a template with known placeholders."""
+
+
+class ReminderPolicyNotFoundError(NotFoundError):
+    """No such reminder policy in this workspace."""

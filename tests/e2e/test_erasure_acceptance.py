@@ -87,8 +87,15 @@ def contact_notes_tags_and_consent(api: Api, person: Person) -> None:
         "wording": person.said(f"Offers by text for {person.name}")})
 
 
+def appointments(api: Api, person: Person) -> None:
+    api.ok("POST", "/api/v1/appointments", {
+        "contact_id": person.contact_id, "service": person.said(f"Spinal assessment {uuid.uuid4().hex[:6]}"),
+        "notes": person.said(f"Bring the MRI {uuid.uuid4().hex[:6]}"), "time_zone": "Europe/London",
+        "starts_at": "2031-01-02T09:00:00+00:00", "ends_at": "2031-01-02T09:30:00+00:00"})
+
+
 CHANNELS: list[Callable[[Api, Person], None]] = [
-    sandbox_sms, sandbox_email, replies_notes_and_labels, contact_notes_tags_and_consent,
+    sandbox_sms, sandbox_email, replies_notes_and_labels, contact_notes_tags_and_consent, appointments,
 ]
 
 

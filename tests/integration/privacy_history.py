@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from api.bootstrap import Hub
+from domain.appointments_app import Booking
 from tests.integration.helpers import NOW, Person, new_person
 
 
@@ -25,7 +27,8 @@ class RichPerson:
 
 def rich_person(hub: Hub, workspace_id: uuid.UUID, label: str) -> RichPerson:
     """Profile, tags, custom fields, consent with evidence, an inbound message with an attachment,
-    a queued reply, a conversation note and label, a rectification and a restriction reason."""
+    a queued reply, a conversation note and label, an appointment, a rectification and a restriction
+    reason. Add here whatever a new feature records about a person, and the erasure tests cover it."""
     app = hub.app
     assert hub.privacy is not None
     person = new_person(app, workspace_id, label)
@@ -35,7 +38,8 @@ def rich_person(hub: Hub, workspace_id: uuid.UUID, label: str) -> RichPerson:
         "message": f"{label} says my wrist hurts {token}", "reply": f"Reply for {label} {token}",
         "conversation_note": f"{label} internal note {token}", "label": f"lbl-{token}",
         "renamed": f"{label} Renamed-{token}", "reason": f"{label} disputes data {token}",
-        "filename": f"scan-{label}-{token}.pdf",
+        "filename": f"scan-{label}-{token}.pdf", "service": f"Physio for {label} {token}",
+        "appointment_note": f"{label} bring x-rays {token}",
     }
     app.tag_contact(workspace_id, person.contact_id, texts["tag"], None, NOW)
     app.rectify_contact(workspace_id, person.contact_id, {"custom_fields": {"allergy": texts["field"]}}, None, NOW)
@@ -54,6 +58,10 @@ def rich_person(hub: Hub, workspace_id: uuid.UUID, label: str) -> RichPerson:
                               author_id=None, now=NOW)
     app.label_conversation(workspace_id, conversation_id, texts["label"], None, NOW)
     app.rectify_contact(workspace_id, person.contact_id, {"name": texts["renamed"]}, None, NOW)
+    app.book_appointment(workspace_id, uuid.uuid4(), Booking(
+        contact_id=person.contact_id, service=texts["service"], notes=texts["appointment_note"],
+        starts_at=NOW + timedelta(days=2), ends_at=NOW + timedelta(days=2, hours=1), time_zone="Europe/London",
+    ), actor_id=None, now=NOW)
     app.restrict_processing(workspace_id, person.contact_id, texts["reason"], None, NOW)
     app.lift_restriction(workspace_id, person.contact_id, None, NOW)
     return RichPerson(person, conversation_id, queued_message_id, file_id, attachment, list(texts.values()))

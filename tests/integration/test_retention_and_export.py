@@ -93,7 +93,8 @@ def test_an_export_holds_everything_about_the_subject_and_their_files(hub):
     for secret in rich.secrets:
         assert secret in text, secret
     assert other.name not in text
-    assert data["profile"]["name"] == rich.texts[7] and data["appointments"] == []
+    assert data["profile"]["name"] == rich.texts[7]
+    assert [a["service"] for a in data["appointments"]] == [rich.texts[10]]
     consent = data["consents"][0]
     assert (consent["source"], consent["ip_address"], consent["granted"]) == ("web form", "203.0.113.9", True)
     assert [h["kind"] for h in data["history"]] == ["created", "rectified", "rectified", "processing_restricted",
