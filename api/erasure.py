@@ -26,6 +26,12 @@ from domain.privacy import ErasureRequest
 from projections.runner import ProjectionRunner
 
 ERASED_TOPIC = get_topic(Contact.Erased)
+STREAMS_ABOUT = (
+    # Streams other than the contact's own that hold sealed fields of a contact: one query per
+    # feature with such streams (a new one adds its line here; the certificate counts them).
+    "SELECT conversation_id FROM commhub_inbox WHERE contact_id = ANY(%(subjects)s)",
+    "SELECT appointment_id FROM commhub_appointments WHERE contact_id = ANY(%(subjects)s)",
+)
 CERTIFICATE_TYPE = "commhub.erasure-certificate"
 
 
@@ -164,15 +170,16 @@ class ErasureWorkflow:
                       if Contact.Erased in getattr(view, "handlers", {}))
 
     def count_unreadable(self, subject_ids: list[UUID]) -> int:
-        """Stored events holding a sealed field of these subjects: their own streams and their
-        conversations (a sealed field starts with its subject id, so the stored bytes tell)."""
+        """Stored events holding a sealed field of these subjects: their own streams, their
+        conversations and appointments (a sealed field starts with its subject id, so the stored
+        bytes tell without decrypting)."""
         patterns = [bytes([EXT_SEALED]) + s.bytes for s in subject_ids]
+        streams = " UNION ".join(("SELECT unnest(%(subjects)s::uuid[])", *STREAMS_ABOUT))
         with self.database.connection() as conn:
             row = conn.execute(
-                "WITH streams AS (SELECT unnest(%s::uuid[]) AS id"
-                " UNION SELECT conversation_id FROM commhub_inbox WHERE contact_id = ANY(%s))"
+                f"WITH streams(id) AS ({streams})"
                 " SELECT count(*) FROM commhub_events e JOIN streams s ON e.originator_id = s.id"
-                " WHERE EXISTS (SELECT 1 FROM unnest(%s::bytea[]) p WHERE position(p IN e.state) > 0)",
-                (subject_ids, subject_ids, patterns),
+                " WHERE EXISTS (SELECT 1 FROM unnest(%(patterns)s::bytea[]) p WHERE position(p IN e.state) > 0)",
+                {"subjects": subject_ids, "patterns": patterns},
             ).fetchone()
         return int(row[0])

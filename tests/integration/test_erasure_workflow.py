@@ -52,8 +52,8 @@ def test_an_erasure_completes_with_a_certificate_signed_by_the_workspace_key(hub
     assert document["subject_id"] == str(rich.person.contact_id) and document["workspace_id"] == str(workspace_id)
     assert (document["reason"], document["reference"]) == ("data_subject_request", "DSR-2026-117")
     # Every event of Erin's with a personal field: created, note, tag, 2 rectifications, consent, restriction
-    # (her own stream) and message, reply, conversation note, label (her conversation).
-    assert document["events_unreadable"] == 11
+    # (her own stream), message, reply, conversation note, label (her conversation) and her appointment.
+    assert document["events_unreadable"] == 12
     assert (document["files_deleted"], document["outbound_cancelled"]) == (1, 1)
     assert {"directory", "files", "inbox", "messages", "outbox", "timeline"} <= set(document["projections_purged"])
     public_key = hub.privacy.signer.public_key(workspace_id)
