@@ -19,6 +19,7 @@ from adapters.postgres import Database
 from adapters.reminder_worker import ReminderWorker
 from adapters.sealing import SealingMapper
 from adapters.tokens import TokenStore
+from api.email_setup import wire_email
 from api.privacy_parts import Privacy, privacy_views
 from api.settings import Settings
 from domain.application import CommHub
@@ -131,12 +132,13 @@ def bootstrap(settings: Settings, *, database: Database | None = None) -> Hub:
         shredder=vault,
         handles=handles,
     )
+    email = wire_email(settings, app, database, vault)
     views = [Staff(), Directory(), Consents(), Inbox(), Messages(), Timeline(), Outbox(),
-             Handles(handles.digest, HANDLES_SQL), Appointments(), Reminders(), *privacy_views()]
+             Handles(handles.digest, HANDLES_SQL), Appointments(), Reminders(), email.view, *privacy_views()]
     runner = ProjectionRunner(app, database, views)
     runner.setup()
     tokens.setup()
-    outbox = OutboxWorker(app, database, channel_senders(settings))
+    outbox = OutboxWorker(app, database, {**channel_senders(settings), **email.senders})
     reminders = ReminderWorker(app, database, poll_seconds=settings.reminder_poll_seconds)
 
     def advanced(position: int) -> None:
@@ -148,6 +150,6 @@ def bootstrap(settings: Settings, *, database: Database | None = None) -> Hub:
     feeds.setup()
     privacy = Privacy.build(app, database, vault, runner, erasure_wait_seconds=settings.erasure_wait_seconds,
                             retention_interval_seconds=settings.retention_interval_seconds)
-    return Hub(extras={"calendar_feeds": feeds}, settings=settings, database=database, vault=vault, app=app, handles=handles, tokens=tokens,
+    return Hub(settings=settings, database=database, vault=vault, app=app, handles=handles, tokens=tokens,
                projections=runner, outbox=outbox, embedded=embedded, reminders=reminders,
-               privacy=privacy)
+               extras={"calendar_feeds": feeds, "email": email}, privacy=privacy)

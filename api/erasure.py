@@ -17,7 +17,7 @@ from eventsourcing.utils import get_topic
 
 from adapters.audit_log import AuditLog
 from adapters.codec import EXT_SEALED
-from adapters.files import FileStore
+from adapters.sealed_files import SealedFiles
 from adapters.postgres import Database
 from adapters.signing import WorkspaceSigner
 from domain.application import CommHub
@@ -40,7 +40,7 @@ def _now() -> datetime:
 
 
 class ErasureWorkflow:
-    def __init__(self, app: CommHub, database: Database, projections: ProjectionRunner, files: FileStore,
+    def __init__(self, app: CommHub, database: Database, projections: ProjectionRunner, files: SealedFiles,
                  signer: WorkspaceSigner, audit: AuditLog, *, wait_seconds: float = 30.0) -> None:
         self.app = app
         self.database = database
@@ -87,7 +87,7 @@ class ErasureWorkflow:
             return request
         family = survivor.subject_ids
         cancelled = 0 if survivor.erased else self.cancel_outbound(workspace_id, family, now)
-        files = self.files.count(family)  # before the files projection deletes them
+        files = self.count_files(family)  # before the projections delete them
         subject_ids = self.app.erase_contact(workspace_id, survivor.id, request_id=request.id,
                                              actor_id=request.requested_by, now=now)
         return self.app.record_erasure_shredded(
@@ -163,6 +163,12 @@ class ErasureWorkflow:
                           via="system", subject_ids=[request.contact_id], target_id=request.id, count=unreadable,
                           now=now)
         return request
+
+    def count_files(self, subject_ids: list[UUID]) -> int:
+        with self.database.connection() as conn:
+            row = conn.execute("SELECT count(*) FROM commhub_sealed_files WHERE subject_id = ANY(%s)",
+                               (subject_ids,)).fetchone()
+        return int(row[0])
 
     def purging_projections(self) -> list[str]:
         """Projections that purge or blank a contact's rows on ``Contact.Erased``."""

@@ -20,7 +20,8 @@ from api.present import contact as present_contact
 from api.present import plain
 from domain.application import CommHub
 from domain.contact import Contact
-from adapters.files import FileStore
+from domain.errors import AttachmentNotFoundError, SubjectErasedError
+from adapters.sealed_files import SealedFiles
 from adapters.postgres import Database
 from projections import queries
 from projections.audit import list_entries
@@ -62,7 +63,7 @@ def _safe_name(name: Any) -> str:
 class SubjectExport:
     """Gathers the bundle first (so errors come before any byte is sent), then streams it."""
 
-    def __init__(self, app: CommHub, database: Database, files: FileStore) -> None:
+    def __init__(self, app: CommHub, database: Database, files: SealedFiles) -> None:
         self.app = app
         self.database = database
         self.files = files
@@ -105,6 +106,11 @@ class SubjectExport:
                 " source, confirmed_via, created_at FROM commhub_appointments WHERE workspace_id = %s"
                 " AND contact_id = ANY(%s) ORDER BY starts_at, appointment_id", (workspace_id, subjects),
             ).fetchall()
+            emails = conn.cursor(row_factory=dict_row).execute(
+                "SELECT message_id, conversation_id, direction, subject, auto_reply, attachments, at"
+                " FROM commhub_email_messages WHERE workspace_id = %s AND contact_id = ANY(%s) ORDER BY position",
+                (workspace_id, subjects),
+            ).fetchall()
             timeline = self._all(lambda after: queries.timeline(conn, workspace_id, subjects, after=after, limit=PAGE))
             accesses: list[dict[str, Any]] = []
             for subject_id in subjects:
@@ -118,7 +124,7 @@ class SubjectExport:
             "format": FORMAT, "version": 1, "export_id": export_id, "workspace_id": workspace_id,
             "contact_id": contact.id, "subject_ids": subjects, "exported_at": now,
             "profile": present_contact(contact, notes), "consents": consents, "history": history,
-            "conversations": threads, "notes": notes, "appointments": appointments, "timeline": timeline,
+            "conversations": threads, "notes": notes, "emails": emails, "appointments": appointments, "timeline": timeline,
             "access_log": sorted(accesses, key=lambda r: r["position"]),
         })
 
@@ -137,18 +143,20 @@ class SubjectExport:
         out = _Chunks()
         with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
             files = []
-            for thread in bundle["conversations"]:
-                for message in thread["messages"]:
-                    for attachment in message.get("attachments") or []:
-                        if isinstance(attachment, dict) and attachment.get("file_id"):
-                            name = f"attachments/{attachment['file_id']}/{_safe_name(attachment.get('filename'))}"
-                            attachment["path"] = name
-                            files.append((UUID(attachment["file_id"]), name))
+            for message in [m for t in bundle["conversations"] for m in t["messages"]] + bundle["emails"]:
+                for attachment in message.get("attachments") or []:
+                    if isinstance(attachment, dict) and attachment.get("attachment_id"):
+                        file_id = attachment["attachment_id"]
+                        name = f"attachments/{file_id}/{_safe_name(attachment.get('filename'))}"
+                        attachment["path"] = name
+                        files.append((UUID(file_id), name))
             archive.writestr("subject.json", json.dumps(bundle, indent=1, ensure_ascii=False))
             yield out.take()
             for file_id, name in files:
-                data = self.files.get(workspace_id, file_id)
-                if data is not None:
-                    archive.writestr(name, data)
-                    yield out.take()
+                try:
+                    _, data = self.files.get(file_id, workspace_id)
+                except (AttachmentNotFoundError, SubjectErasedError):
+                    continue  # deleted by retention, or its subject erased
+                archive.writestr(name, data)
+                yield out.take()
         yield out.take()

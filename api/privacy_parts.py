@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from adapters.audit_log import AuditLog
-from adapters.files import FileStore
+from adapters.sealed_files import SealedFiles
 from adapters.key_vault import KeyVault
 from adapters.postgres import Database
 from adapters.signing import WorkspaceSigner
@@ -27,7 +27,7 @@ def privacy_views() -> list[object]:
 @dataclass
 class Privacy:
     audit: AuditLog
-    files: FileStore
+    files: SealedFiles
     signer: WorkspaceSigner
     erasures: ErasureWorkflow
     export: SubjectExport
@@ -39,7 +39,7 @@ class Privacy:
               erasure_wait_seconds: float, retention_interval_seconds: float) -> Privacy:
         audit = AuditLog(app, database)
         audit.setup()
-        files = FileStore(vault)
+        files = SealedFiles(vault)
         files.setup()
         signer = WorkspaceSigner(vault)
         erasures = ErasureWorkflow(app, database, runner, files, signer, audit, wait_seconds=erasure_wait_seconds)

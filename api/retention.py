@@ -85,7 +85,7 @@ class Retention:
                     " AND (body IS NOT NULL OR attachments IS NOT NULL)", (workspace_id, plan.bodies_before),
                 ).fetchone()[0])
                 plan.files = int(conn.execute(
-                    "SELECT count(*) FROM commhub_files WHERE workspace_id = %s AND created_at < %s",
+                    "SELECT count(*) FROM commhub_sealed_files WHERE workspace_id = %s AND created_at < %s",
                     (workspace_id, plan.bodies_before),
                 ).fetchone()[0])
         return plan

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
+from api.email_settings import EmailSettings
+
 DEFAULT_DATA_DIR = ".commhub"
 
 
@@ -38,6 +40,7 @@ class Settings:
     fhir_webhook_secret: str | None = field(default=None, repr=False)
     retention_interval_seconds: float = 3600.0
     erasure_wait_seconds: float = 30.0
+    email: EmailSettings = field(default_factory=EmailSettings)
 
     @property
     def resolved_kek_file(self) -> Path:
@@ -73,6 +76,7 @@ class Settings:
             fhir_webhook_secret=_fhir_secret(env.get("COMMHUB_FHIR_WEBHOOK_SECRET") or None),
             retention_interval_seconds=_number(env, "COMMHUB_RETENTION_INTERVAL_SECONDS", 3600.0),
             erasure_wait_seconds=_number(env, "COMMHUB_ERASURE_WAIT_SECONDS", 30.0),
+            email=EmailSettings.from_env(env),
         )
 
 

@@ -17,6 +17,7 @@ from domain.appointments_app import AppointmentCommands
 from domain.consent import SendDecision, may_send
 from domain.contact import Contact
 from domain.conversation import Conversation, InboundReceipt, check_body, conversation_id_for
+from domain.email import EmailCommands
 from domain.errors import (
     CannedResponseNotFoundError,
     ContactErasedError,
@@ -56,7 +57,7 @@ class Owners:
         self._seen[(kind.__name__, aggregate_id)] = workspace_id
 
 
-class CommHub(AppointmentCommands, PrivacyCommands, Application):
+class CommHub(AppointmentCommands, EmailCommands, PrivacyCommands, Application):
     """All aggregates live in one application, so one notification log orders every event."""
 
     name = "commhub"

@@ -173,3 +173,21 @@ class ReminderPolicyInvalidError(DomainError):
 
 class ReminderPolicyNotFoundError(NotFoundError):
     """No such reminder policy in this workspace."""
+
+
+class InboundAddressTakenError(DomainError):
+    """Another workspace already receives mail at this address."""
+
+    status = 409
+
+
+class EmailUnreadableError(DomainError):
+    """The email could not be read: it has no valid sender or is not a MIME message."""
+
+
+class EmailNotRoutedError(DomainError):
+    """No workspace receives mail at the recipient address."""
+
+
+class AttachmentNotFoundError(NotFoundError):
+    """No such attachment in this workspace."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 from typing import Any
+from uuid import uuid4
 
 from fastapi import APIRouter, HTTPException
 
@@ -31,11 +32,13 @@ def simulate_inbound(body: SandboxInbound, principal: Inbox, hub: HubDep) -> dic
     except (binascii.Error, ValueError):
         raise HTTPException(422, "Attachment content is not valid base64") from None
     contact_id = hub.app.find_or_create_contact(principal.workspace_id, kind=kind, value=value, name=body.name, now=at)
-    attachments = [
-        {"file_id": str(hub.privacy.files.put(principal.workspace_id, contact_id, data, at)) if hub.privacy else None,
-         "filename": a.filename, "content_type": a.content_type, "size": len(data)}
-        for a, data in zip(body.attachments, contents)
-    ]
+    attachments = []
+    assert hub.privacy is not None
+    for upload, data in zip(body.attachments, contents):  # sealed under the contact's key, like email's
+        file_id = uuid4()
+        hub.privacy.files.put(file_id, principal.workspace_id, contact_id, upload.content_type, data)
+        attachments.append({"attachment_id": str(file_id), "filename": upload.filename,
+                            "content_type": upload.content_type, "size": len(data)})
     conversation_id, message_id, new = hub.app.receive_message(
         workspace_id=principal.workspace_id, contact_id=contact_id, channel=body.channel, body=body.body, now=at,
         provider_message_id=body.provider_message_id, attachments=attachments,

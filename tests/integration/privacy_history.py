@@ -46,10 +46,11 @@ def rich_person(hub: Hub, workspace_id: uuid.UUID, label: str) -> RichPerson:
     app.grant_consent(workspace_id, person.contact_id, channel="sms", purpose="marketing", source="web form",
                       wording=texts["wording"], actor_id=None, ip_address="203.0.113.9", now=NOW)
     attachment = f"%PDF-1.4 x-ray of {label} {token}".encode()
-    file_id = hub.privacy.files.put(workspace_id, person.contact_id, attachment, NOW)
+    file_id = uuid.uuid4()
+    hub.privacy.files.put(file_id, workspace_id, person.contact_id, "application/pdf", attachment)
     conversation_id, _, _ = app.receive_message(
         workspace_id=workspace_id, contact_id=person.contact_id, channel="sms", body=texts["message"], now=NOW,
-        attachments=[{"file_id": str(file_id), "filename": texts["filename"], "content_type": "application/pdf",
+        attachments=[{"attachment_id": str(file_id), "filename": texts["filename"], "content_type": "application/pdf",
                       "size": len(attachment)}],
     )
     queued_message_id, decision = app.reply(workspace_id, conversation_id, body=texts["reply"], author_id=None, now=NOW)

@@ -10,7 +10,7 @@ import pytest
 
 from adapters.signing import verify
 from api.bootstrap import bootstrap
-from domain.errors import ContactErasedError
+from domain.errors import AttachmentNotFoundError, ContactErasedError
 from tests.integration.helpers import NOW, appearances, count_events, new_person, new_workspace
 from tests.integration.privacy_history import rich_person
 
@@ -145,8 +145,9 @@ def test_every_registered_projection_drops_the_erased_subjects_plaintext(isolate
             assert appearances(text, erased.attachment.decode()) == [], f"{name}.{table} holds the attachment"
     for secret in (kept.texts[0], kept.person.note, kept.texts[3]):  # the survivor's rows are all still there
         assert appearances(everything, secret), secret
-    assert hub.privacy.files.get(workspace_id, kept.file_id) == kept.attachment
-    assert hub.privacy.files.get(workspace_id, erased.file_id) is None
+    assert hub.privacy.files.get(kept.file_id, workspace_id)[1] == kept.attachment
+    with pytest.raises(AttachmentNotFoundError):  # deleted, not merely unreadable
+        hub.privacy.files.get(erased.file_id, workspace_id)
     # Nothing stored was removed or rewritten; the erasure only appended: the request and its two steps,
     # the cancellation of the queued reply, Contact.Erased, and two audit entries.
     with hub.database.connect() as conn:

@@ -10,7 +10,7 @@ from datetime import timedelta
 
 import pytest
 
-from domain.errors import RetentionPolicyInvalidError
+from domain.errors import AttachmentNotFoundError, RetentionPolicyInvalidError
 from tests.integration.helpers import NOW, new_person, new_workspace
 from tests.integration.privacy_history import rich_person
 
@@ -66,7 +66,8 @@ def test_applying_the_policy_issues_ordinary_erasures_and_expires_old_bodies(hub
                                    (recent.contact_id,)).fetchall())
     assert reasons == [("retention_policy", "completed")]
     assert bodies == {conversation_id: fresh_body, stale_id: None}
-    assert hub.privacy.files.get(workspace_id, old.file_id) is None
+    with pytest.raises(AttachmentNotFoundError):
+        hub.privacy.files.get(old.file_id, workspace_id)
 
 
 def test_retention_periods_must_be_whole_days(hub):
