@@ -23,7 +23,7 @@ from api.audit_trail import AuditMiddleware
 from api.email_setup import start_listener
 from api.metrics import Metrics, timed
 from api.routes import (agent_socket, appointments, audit, auth, calendar, contacts, conversations, email,
-                        privacy, reminder_policies, sandbox, unsubscribe)
+                        privacy, reminder_policies, sandbox, sms_settings, twilio, unsubscribe)
 from api.routes import settings as settings_routes
 from api.settings import Settings
 
@@ -179,7 +179,7 @@ def create_app(
     app.add_middleware(RequestContext, metrics=metrics)  # outermost: times and tags everything inside
 
     for module in (auth, contacts, conversations, settings_routes, sandbox, agent_socket, appointments,
-                   reminder_policies, calendar, email, unsubscribe, privacy, audit):
+                   reminder_policies, calendar, email, unsubscribe, sms_settings, twilio, privacy, audit):
         app.include_router(module.router)
 
     @app.get("/healthz", tags=["operations"])

@@ -191,3 +191,21 @@ class EmailNotRoutedError(DomainError):
 
 class AttachmentNotFoundError(NotFoundError):
     """No such attachment in this workspace."""
+
+
+class QuietHoursInvalidError(DomainError):
+    """Quiet hours must be two HH:MM times."""
+
+
+class PhoneNumberTakenError(DomainError):
+    """Another workspace already owns this phone number."""
+
+    status = 409
+
+
+class PhoneNumberNotAttachedError(NotFoundError):
+    """No workspace owns this phone number."""
+
+
+class SmsSettingsInvalidError(DomainError):
+    """An SMS or voice setting is not valid."""

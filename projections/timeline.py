@@ -14,6 +14,7 @@ from domain.appointment import Appointment
 from domain.contact import Contact
 from domain.conversation import Conversation
 from domain.privacy import RetentionPolicy
+from domain.voice import CallLogged
 from projections.base import View, clear
 from projections.inbox import preview
 
@@ -61,6 +62,7 @@ KINDS: dict[type, str] = {
     Appointment.MarkedNoShow: "appointment.no_show",
     Appointment.ReminderSent: "appointment.reminder_sent",
     Appointment.ReminderSkipped: "appointment.reminder_skipped",
+    CallLogged: "call",
 }
 
 
@@ -90,6 +92,8 @@ def detail(e: Any) -> dict[str, Any] | None:
         return {"message_id": str(e.message_id), "preview": preview(e.body)}
     if kind is Conversation.MessageRefused:
         return {"message_id": str(e.message_id), "reason": e.reason}
+    if kind is CallLogged:
+        return {"message_id": str(e.message_id), "call": e.kind, "duration": e.duration, "preview": preview(e.body)}
     if kind is Conversation.NoteAdded:
         return {"note_id": str(e.note_id), "preview": preview(e.text)}
     if isinstance(e, (Appointment.Event, Appointment.Booked)):
