@@ -2,8 +2,9 @@
 talked to on every channel there is and then erased, no dump of the database, no line the server
 logged and no file in its data directory holds anything of theirs, while another person is intact.
 
-Each channel is one function in ``CHANNELS``: add the next channel (Twilio SMS, email, the web
-widget…) as another function that makes the person write in and returns what it introduced.
+Each channel is one function in ``CHANNELS``, given the clinic (its API client and the fake
+providers it talks to) and the person: add the next channel (the web widget, voice…) as another
+function that makes the person write in or be written to and records what it introduced.
 """
 
 from __future__ import annotations
@@ -26,9 +27,11 @@ import pytest
 from api.routes.email import INBOUND_PATH, signature_for
 from tests.e2e.api_support import Api, demo_credentials, demo_login, login, phone_number, unique, wait_for
 from tests.e2e.conftest import ROOT, start_server, stop_server
+from tests.fake_twilio import FakeTwilio
 from tests.integration.helpers import count_events, pg_dump
 
 CONTACTS = "/api/v1/contacts"
+PUBLIC = "https://hub.clinic.example"
 EMAIL_SECRET = "acceptance-inbound-secret-0042"
 INBOUND_ADDRESS = "front-desk@clinic.example"
 
@@ -55,9 +58,30 @@ class Person:
         return text
 
 
+@dataclass
+class Clinic:
+    """The business side: the owner's API client, and the fake providers the server talks to."""
+
+    api: Api
+    twilio: FakeTwilio
+    sms_number: str
+
+
 # The channels that exist now. Each makes ``person`` write in (or be written to) and records what it introduced.
 
-def sandbox_sms(api: Api, person: Person) -> None:
+def twilio_sms(clinic: Clinic, person: Person) -> None:
+    """A text through Twilio's signed webhook (the reply to it goes out through the fake Twilio)."""
+    body = person.said(f"Running late, sorry {uuid.uuid4().hex[:6]}")
+    answer = clinic.twilio.inbound_sms(PUBLIC, sender=person.phone, to=clinic.sms_number, body=body)
+    assert answer.status_code == 200, answer.text
+    conversation = wait_for(lambda: next((c for c in clinic.api.ok("GET", "/api/v1/conversations?view=all&limit=200")["items"]
+                                          if c["contact_id"] == person.contact_id and c["channel"] == "sms"), None),
+                            what="the texted conversation")
+    person.conversations.add(conversation["conversation_id"])
+
+
+def sandbox_sms(clinic: Clinic, person: Person) -> None:
+    api = clinic.api
     scan = f"%PDF-1.7 MRI of {person.name} lumbar spine".encode()
     person.attachments.append(scan)
     sent = api.inbound(person.phone, person.said(f"My back hurts since Monday, {uuid.uuid4().hex[:6]}"),
@@ -68,7 +92,8 @@ def sandbox_sms(api: Api, person: Person) -> None:
     person.conversations.add(sent["conversation_id"])
 
 
-def email_webhook(api: Api, person: Person) -> None:
+def email_webhook(clinic: Clinic, person: Person) -> None:
+    api = clinic.api
     """A signed raw MIME email through the inbound webhook, with a subject and an attachment."""
     letter = f"%PDF-1.4 referral letter for {person.name}".encode()
     person.attachments.append(letter)
@@ -88,7 +113,8 @@ def email_webhook(api: Api, person: Person) -> None:
     person.conversations.add(result["conversation_id"])
 
 
-def composed_email(api: Api, person: Person) -> None:
+def composed_email(clinic: Clinic, person: Person) -> None:
+    api = clinic.api
     """An email written to them with an attachment (captured by the sandbox without an SMTP relay)."""
     conversation_id = api.ok("POST", f"{CONTACTS}/{person.contact_id}/conversations",
                              {"channel": "email"})["conversation_id"]
@@ -101,14 +127,16 @@ def composed_email(api: Api, person: Person) -> None:
                          "content_base64": base64.b64encode(plan).decode()}]})
 
 
-def sandbox_email(api: Api, person: Person) -> None:
+def sandbox_email(clinic: Clinic, person: Person) -> None:
+    api = clinic.api
     sent = api.inbound(person.email, person.said(f"Could you email my invoice? {uuid.uuid4().hex[:6]}"),
                        channel="email")
     assert sent["contact_id"] == person.contact_id
     person.conversations.add(sent["conversation_id"])
 
 
-def replies_notes_and_labels(api: Api, person: Person) -> None:
+def replies_notes_and_labels(clinic: Clinic, person: Person) -> None:
+    api = clinic.api
     for conversation_id in sorted(person.conversations):
         api.ok("POST", f"/api/v1/conversations/{conversation_id}/reply",
                {"body": person.said(f"We have you down for Thursday {uuid.uuid4().hex[:6]}")})
@@ -118,7 +146,8 @@ def replies_notes_and_labels(api: Api, person: Person) -> None:
                {"add": [person.said(f"spine-{uuid.uuid4().hex[:6]}")]})
 
 
-def contact_notes_tags_and_consent(api: Api, person: Person) -> None:
+def contact_notes_tags_and_consent(clinic: Clinic, person: Person) -> None:
+    api = clinic.api
     api.ok("POST", f"{CONTACTS}/{person.contact_id}/notes", {"text": person.said(f"Allergic to latex {uuid.uuid4().hex[:6]}")})
     api.ok("POST", f"{CONTACTS}/{person.contact_id}/tags", {"add": [person.said(f"sciatica-{uuid.uuid4().hex[:6]}")]})
     api.ok("POST", f"{CONTACTS}/{person.contact_id}/consents", {
@@ -126,25 +155,26 @@ def contact_notes_tags_and_consent(api: Api, person: Person) -> None:
         "wording": person.said(f"Offers by text for {person.name}")})
 
 
-def appointments(api: Api, person: Person) -> None:
+def appointments(clinic: Clinic, person: Person) -> None:
+    api = clinic.api
     api.ok("POST", "/api/v1/appointments", {
         "contact_id": person.contact_id, "service": person.said(f"Spinal assessment {uuid.uuid4().hex[:6]}"),
         "notes": person.said(f"Bring the MRI {uuid.uuid4().hex[:6]}"), "time_zone": "Europe/London",
         "starts_at": "2031-01-02T09:00:00+00:00", "ends_at": "2031-01-02T09:30:00+00:00"})
 
 
-CHANNELS: list[Callable[[Api, Person], None]] = [
-    sandbox_sms, sandbox_email, email_webhook, composed_email, replies_notes_and_labels,
+CHANNELS: list[Callable[[Clinic, Person], None]] = [
+    sandbox_sms, twilio_sms, sandbox_email, email_webhook, composed_email, replies_notes_and_labels,
     contact_notes_tags_and_consent, appointments,
 ]
 
 
-def talk_to(api: Api, person: Person) -> None:
-    created = api.ok("POST", CONTACTS, {"name": person.name, "phone": person.phone, "email": person.email})
+def talk_to(clinic: Clinic, person: Person) -> None:
+    created = clinic.api.ok("POST", CONTACTS, {"name": person.name, "phone": person.phone, "email": person.email})
     person.contact_id = created["contact_id"]
     person.secrets += [person.name, person.phone, person.email]
     for channel in CHANNELS:
-        channel(api, person)
+        channel(clinic, person)
 
 
 def found_in(haystack: str, needles: list[str]) -> set[str]:
@@ -165,10 +195,19 @@ def files_in(directory: Path) -> dict[Path, bytes]:
 
 
 @pytest.fixture
-def server(tmp_path, fresh_database, session_kek):
+def twilio():
+    fake = FakeTwilio(hang_seconds=3).start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def server(tmp_path, fresh_database, session_kek, twilio):
     env = {"DATABASE_URL": fresh_database.url, "COMMHUB_DB_SCHEMA": fresh_database.schema,
-           "COMMHUB_KEK": session_kek, "COMMHUB_LOG_LEVEL": "debug", "COMMHUB_EMAIL_INBOUND_SECRET": EMAIL_SECRET}
+           "COMMHUB_KEK": session_kek, "COMMHUB_LOG_LEVEL": "debug", "COMMHUB_EMAIL_INBOUND_SECRET": EMAIL_SECRET,
+           **twilio.env(), "COMMHUB_PUBLIC_URL": PUBLIC}
     running = start_server(tmp_path, env, "--demo")
+    twilio.proxy = (PUBLIC, running.url)  # Twilio calls the public address; the proxy forwards to the server
     yield running
     if running.process.poll() is None:
         stop_server(running)
@@ -180,18 +219,22 @@ def owner(server):
         yield api
 
 
-def test_an_erased_person_is_in_no_dump_log_or_file_and_everyone_else_is_intact(server, owner, fresh_database,
+def test_an_erased_person_is_in_no_dump_log_or_file_and_everyone_else_is_intact(server, owner, twilio, fresh_database,
                                                                                  tmp_path):
     owner.ok("POST", "/api/v1/email/inbound-addresses", {"address": INBOUND_ADDRESS})
+    clinic = Clinic(owner, twilio, phone_number())
+    owner.ok("POST", "/api/v1/sms/numbers", {"number": clinic.sms_number})
     compliance_password = "a long compliance password"
     officer = owner.ok("POST", "/api/v1/staff", {"name": "Cora Compliance", "email": f"{unique('cora')}@clinic.example",
                                                  "role": "compliance", "password": compliance_password})
     erased, kept = Person.new("Erin"), Person.new("Kiran")
     for person in (erased, kept):
-        talk_to(owner, person)
+        talk_to(clinic, person)
         owner.ok("GET", f"{CONTACTS}/{person.contact_id}")
-    wait_for(lambda: all(m["status"] == "captured" for c in erased.conversations for m in owner.messages(c)
-                         if m["kind"] == "out"), what="the replies to be captured by the sandbox channel")
+    wait_for(lambda: all(m["status"] in ("captured", "delivered") for c in erased.conversations
+                         for m in owner.messages(c) if m["kind"] == "out"),
+             what="the replies to be delivered (Twilio) or captured (sandbox email)")
+    assert any(r.form.get("To") == erased.phone for r in twilio.messages()), "the SMS reply went out through Twilio"
     events_before = count_events(fresh_database)
     with fresh_database.connect() as conn:
         last_before = conn.execute("SELECT max(notification_id) FROM commhub_events").fetchone()[0]
