@@ -30,6 +30,7 @@ from domain.errors import (
 from domain.identifiers import Channel, Purpose
 from domain.minors import MinorsCommands, check_date_of_birth
 from domain.ports import ContactHandles, KeyShredder
+from domain.privacy import PrivacyCommands
 from domain.sms import COMPLIANCE, SmsCommands, compliance_decision
 from domain.voice import VoiceCommands
 from domain.workspace import StaffMember, Workspace, WorkspaceSlug
@@ -59,7 +60,8 @@ class Owners:
         self._seen[(kind.__name__, aggregate_id)] = workspace_id
 
 
-class CommHub(MinorsCommands, AppointmentCommands, EmailCommands, SmsCommands, VoiceCommands, Application):
+class CommHub(MinorsCommands, AppointmentCommands, EmailCommands, SmsCommands, VoiceCommands, PrivacyCommands,
+              Application):
     """All aggregates live in one application, so one notification log orders every event."""
 
     name = "commhub"
