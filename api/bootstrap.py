@@ -20,6 +20,7 @@ from adapters.reminder_worker import ReminderWorker
 from adapters.sealing import SealingMapper
 from adapters.tokens import TokenStore
 from api.email_setup import wire_email
+from api.privacy_parts import Privacy, privacy_views
 from api.twilio_setup import twilio_channel
 from api.settings import Settings
 from domain.application import CommHub
@@ -53,6 +54,7 @@ class Hub:
     outbox: OutboxWorker
     embedded: EmbeddedPostgres | None = None
     reminders: ReminderWorker | None = None
+    privacy: Privacy | None = None
     extras: dict[str, Any] = field(default_factory=dict)
     running: bool = False
     follower: Callable[[int, float], bool] | None = None  # waits for another process's projections
@@ -72,6 +74,8 @@ class Hub:
         self.outbox.start()
         if self.reminders is not None:
             self.reminders.start()
+        if self.privacy is not None:
+            self.privacy.worker.start()
         self.running = True
         return self
 
@@ -79,6 +83,8 @@ class Hub:
         if self.running:
             if self.reminders is not None:
                 self.reminders.stop()
+            if self.privacy is not None:
+                self.privacy.worker.stop()
             self.outbox.stop()
             self.projections.stop()
         self.app.close()
@@ -132,7 +138,7 @@ def bootstrap(settings: Settings, *, database: Database | None = None) -> Hub:
     )
     email = wire_email(settings, app, database, vault)
     views = [Staff(), Directory(), Consents(), Inbox(), Messages(), Timeline(), Outbox(),
-             Handles(handles.digest, HANDLES_SQL), Appointments(), Reminders(), email.view]
+             Handles(handles.digest, HANDLES_SQL), Appointments(), Reminders(), email.view, *privacy_views()]
     runner = ProjectionRunner(app, database, views)
     runner.setup()
     tokens.setup()
@@ -148,6 +154,8 @@ def bootstrap(settings: Settings, *, database: Database | None = None) -> Hub:
     runner.on_advance = advanced
     feeds = CalendarFeeds(database)
     feeds.setup()
+    privacy = Privacy.build(app, database, vault, runner, erasure_wait_seconds=settings.erasure_wait_seconds,
+                            retention_interval_seconds=settings.retention_interval_seconds)
     return Hub(settings=settings, database=database, vault=vault, app=app, handles=handles, tokens=tokens,
                projections=runner, outbox=outbox, embedded=embedded, reminders=reminders,
-               extras={"calendar_feeds": feeds, "email": email})
+               extras={"calendar_feeds": feeds, "email": email}, privacy=privacy)
