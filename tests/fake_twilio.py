@@ -118,7 +118,11 @@ class FakeTwilio:
 
     def _handle(self, handler: BaseHTTPRequestHandler) -> None:
         length = int(handler.headers.get("Content-Length") or 0)
-        form = dict(parse_qsl(handler.rfile.read(length).decode()))
+        data = handler.rfile.read(length)
+        if len(data) < length:  # the client died halfway through its request: Twilio never saw a message
+            handler.close_connection = True
+            return None
+        form = dict(parse_qsl(data.decode()))
         match = MESSAGES.match(handler.path)
         if match is None:
             return self._reply(handler, 404, {"code": 20404, "message": "The requested resource was not found"})
