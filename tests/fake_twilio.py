@@ -149,9 +149,11 @@ class FakeTwilio:
             return self._reply(handler, record.answered, {"code": error_code, "message": "fake refusal",
                                                           "more_info": "", "status": record.answered})
         record.sid = "SM" + uuid.uuid4().hex
-        self._reply(handler, 201, self._message_resource(record))
-        if form.get("StatusCallback") and self.callbacks:
-            threading.Thread(target=self._send_callbacks, args=(record,), daemon=True).start()
+        try:
+            self._reply(handler, 201, self._message_resource(record))
+        finally:  # the message is Twilio's now, even if its sender is gone before it reads the answer
+            if form.get("StatusCallback") and self.callbacks:
+                threading.Thread(target=self._send_callbacks, args=(record,), daemon=True).start()
         return None
 
     def _message_resource(self, record: Received) -> dict[str, Any]:

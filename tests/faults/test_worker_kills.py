@@ -109,9 +109,15 @@ def test_after_a_worker_is_killed_again_and_again_under_traffic_read_models_equa
             assert traffic.running(), "the traffic stopped early"
         assert traffic.texts >= KILLS and len(traffic.replies) >= KILLS
 
-        wait_for(lambda: settled(fresh_database) and set(accepted_per_message(fake)) >= set(traffic.replies)
-                 and len(fake.callback_answers) >= 2 * len(fake.accepted()) and settled(fresh_database),
-                 timeout=40, what="the last worker to catch up and send every reply")
+        def finished() -> bool:
+            return (settled(fresh_database) and set(accepted_per_message(fake)) >= set(traffic.replies)
+                    and len(fake.callback_answers) >= 2 * len(fake.accepted()) and settled(fresh_database))
+
+        try:
+            wait_for(finished, timeout=40, what="the last worker to catch up and send every reply")
+        except AssertionError as timed_out:
+            raise AssertionError(f"{timed_out}: {_progress(fresh_database, fake, traffic.replies)}\n"
+                                 f"{worker.log()[-2000:]}") from None
         worker.stop()
         owner.close()
     finally:
@@ -131,3 +137,15 @@ def _conversations(owner: Api, first: dict[str, str]) -> dict[str, str] | None:
     if not set(first.values()) <= set(by_preview):
         return None
     return {sender: by_preview[body] for sender, body in first.items()}
+
+
+def _progress(database: Database, fake: FakeTwilio, replies: list[str]) -> str:
+    """Where the pipeline stands, for a failure message."""
+    with database.connect() as conn:
+        head = conn.execute("SELECT coalesce(max(notification_id), 0) FROM commhub_events").fetchone()[0]
+        positions = conn.execute("SELECT name, position FROM commhub_projection_positions").fetchall()
+        outbox = conn.execute("SELECT message_id::text, status, attempts, next_attempt_at, last_error FROM commhub_outbox"
+                              " WHERE status = 'pending'").fetchall()
+    unsent = set(replies) - set(accepted_per_message(fake))
+    return (f"head {head}, positions {positions}, pending {outbox}, unsent {unsent}, "
+            f"callbacks {len(fake.callback_answers)} of {2 * len(fake.accepted())}, {len(fake.messages())} requests")
