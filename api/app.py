@@ -15,9 +15,10 @@ from fastapi.staticfiles import StaticFiles
 from api import problems
 from api.bootstrap import Hub, bootstrap
 from api.live import LiveFeed
-from api.routes import agent_socket, auth, contacts, conversations, sandbox
+from api.routes import agent_socket, auth, contacts, conversations, sandbox, widget_admin, widget_socket
 from api.routes import settings as settings_routes
 from api.settings import Settings
+from api.widget_gateway import WidgetGateway
 
 STATIC = Path(__file__).parent / "static"
 
@@ -79,6 +80,7 @@ def create_app(
         hub = bootstrap(settings or Settings.from_env()).start_workers()
         app.state.hub = hub
         app.state.live = LiveFeed(hub.app, hub.database).start(asyncio.get_running_loop())
+        app.state.widget = WidgetGateway(hub, app.state.live)
         if demo:
             from api.demo import seed_demo
 
@@ -109,7 +111,7 @@ def create_app(
             response.headers.setdefault("Cache-Control", "no-store")  # API answers carry personal data
         return response
 
-    for module in (auth, contacts, conversations, settings_routes, sandbox, agent_socket):
+    for module in (auth, contacts, conversations, settings_routes, sandbox, agent_socket, widget_admin, widget_socket):
         app.include_router(module.router)
 
     @app.get("/healthz", tags=["operations"])

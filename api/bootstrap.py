@@ -17,6 +17,9 @@ from adapters.outbox_worker import OutboxWorker
 from adapters.postgres import Database
 from adapters.sealing import SealingMapper
 from adapters.tokens import TokenStore
+from adapters.webchat import WebchatChannel
+from adapters.widget_visitors import SCHEMA_SQL as WIDGET_SQL
+from adapters.widget_visitors import VisitorStore
 from api.settings import Settings
 from domain.application import CommHub
 from domain.identifiers import Channel
@@ -29,6 +32,7 @@ from projections.outbox import Outbox
 from projections.runner import ProjectionRunner
 from projections.staff import Staff
 from projections.timeline import Timeline
+from projections.widget_visitors import WidgetVisitors
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +92,9 @@ def start_database(settings: Settings) -> tuple[Database, EmbeddedPostgres | Non
 def channel_senders(settings: Settings) -> dict[str, ChannelSender]:
     """Without provider credentials every channel is the sandbox: outbound is captured, not sent."""
     sandbox = SandboxChannel()
-    return {channel.value: sandbox for channel in Channel}
+    senders: dict[str, ChannelSender] = {channel.value: sandbox for channel in Channel}
+    senders[Channel.WEBCHAT.value] = WebchatChannel()
+    return senders
 
 
 def bootstrap(settings: Settings, *, database: Database | None = None) -> Hub:
@@ -107,11 +113,11 @@ def bootstrap(settings: Settings, *, database: Database | None = None) -> Hub:
         handles=handles,
     )
     views = [Staff(), Directory(), Consents(), Inbox(), Messages(), Timeline(), Outbox(),
-             Handles(handles.digest, HANDLES_SQL)]
+             Handles(handles.digest, HANDLES_SQL), WidgetVisitors(WIDGET_SQL)]
     runner = ProjectionRunner(app, database, views)
     runner.setup()
     tokens.setup()
     outbox = OutboxWorker(app, database, channel_senders(settings))
     runner.on_advance = outbox.wake
     return Hub(settings=settings, database=database, vault=vault, app=app, handles=handles, tokens=tokens,
-               projections=runner, outbox=outbox, embedded=embedded)
+               projections=runner, outbox=outbox, embedded=embedded, extras={"visitors": VisitorStore(vault)})

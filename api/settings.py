@@ -29,6 +29,11 @@ class Settings:
     port: int = 8000
     log_level: str = "info"
     pool_size: int = 5
+    widget_messages_per_minute: float = 20.0
+    widget_ip_messages_per_minute: float = 60.0
+    widget_ip_connections_per_minute: float = 30.0
+    widget_max_message_chars: int = 2000
+    widget_identity_max_seconds: float = 86400.0
 
     @property
     def resolved_kek_file(self) -> Path:
@@ -55,6 +60,11 @@ class Settings:
             port=int(_number(env, "COMMHUB_PORT", 8000)),
             log_level=env.get("COMMHUB_LOG_LEVEL", "info").lower(),
             pool_size=int(_number(env, "COMMHUB_DB_POOL_SIZE", 5)),
+            widget_messages_per_minute=_number(env, "COMMHUB_WIDGET_MESSAGES_PER_MINUTE", 20.0),
+            widget_ip_messages_per_minute=_number(env, "COMMHUB_WIDGET_IP_MESSAGES_PER_MINUTE", 60.0),
+            widget_ip_connections_per_minute=_number(env, "COMMHUB_WIDGET_IP_CONNECTIONS_PER_MINUTE", 30.0),
+            widget_max_message_chars=int(_number(env, "COMMHUB_WIDGET_MAX_MESSAGE_CHARS", 2000)),
+            widget_identity_max_seconds=_number(env, "COMMHUB_WIDGET_IDENTITY_MAX_SECONDS", 86400.0),
         )
 
 

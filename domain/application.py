@@ -27,6 +27,7 @@ from domain.errors import (
 )
 from domain.identifiers import Channel, Purpose
 from domain.ports import ContactHandles, KeyShredder
+from domain.widget import WidgetCommands
 from domain.workspace import StaffMember, Workspace, WorkspaceSlug
 
 last_position: ContextVar[int] = ContextVar("last_position", default=0)
@@ -36,7 +37,7 @@ RETRIES = 5
 T = TypeVar("T")
 
 
-class CommHub(Application):
+class CommHub(WidgetCommands, Application):
     """All aggregates live in one application, so one notification log orders every event."""
 
     name = "commhub"

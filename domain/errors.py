@@ -125,3 +125,33 @@ class ConsentExpiryInvalidError(DomainError):
 
 class SnoozeTimeInvalidError(DomainError):
     """A snooze time must include a time zone offset."""
+
+
+class WidgetNotConfiguredError(NotFoundError):
+    """The web chat widget is not set up in this workspace."""
+
+
+class WidgetKeyTakenError(DomainError):
+    """The widget public key is already in use."""
+
+    status = 409
+
+
+class WidgetOriginInvalidError(DomainError):
+    """An allowed origin must be scheme://host[:port]."""
+
+
+class WidgetPrivacyUrlInvalidError(DomainError):
+    """The privacy policy URL must be an http(s) URL."""
+
+
+class WidgetIdentityInvalidError(DomainError):
+    """The visitor identity is malformed or its signature does not match."""
+
+    status = 403
+
+
+class WidgetIdentityExpiredError(DomainError):
+    """The visitor identity has expired."""
+
+    status = 403
