@@ -24,7 +24,7 @@ from domain.identifiers import Channel
 from domain.widget import NOTICE, OFFLINE_CONSENT, WIDGET_NAMESPACE
 from domain.widget_identity import IdentitySecret, verify_identity
 
-CONFIG_CACHE_SECONDS = 5.0
+CONFIG_CACHE_SECONDS = 2.0
 HISTORY_ON_LOAD = 200
 HISTORY_ON_RESUME = 1000
 
