@@ -6,7 +6,12 @@ from uuid import uuid4
 
 import pytest
 
-from domain.errors import WidgetIdentityExpiredError, WidgetIdentityInvalidError, WidgetOriginInvalidError
+from domain.errors import (
+    WidgetIdentityExpiredError,
+    WidgetIdentityInvalidError,
+    WidgetOriginInvalidError,
+    WidgetPrivacyUrlInvalidError,
+)
 from domain.personal import personal_fields
 from domain.widget import WebWidget, check_origins, check_privacy_url
 from domain.widget_identity import IdentitySecret, sign_identity, verify_identity
@@ -108,5 +113,5 @@ def test_the_privacy_policy_url_must_be_http_or_https():
     assert check_privacy_url("https://example.com/privacy") == "https://example.com/privacy"
     assert check_privacy_url("") is None
     for bad in ("javascript:alert(1)", "data:text/html,x", "https://x.org/\"><script>", "/privacy"):
-        with pytest.raises(Exception):
+        with pytest.raises(WidgetPrivacyUrlInvalidError):
             check_privacy_url(bad)
