@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, AsyncIterator, Awaitable, Callable
+from typing import Any, AsyncIterator, Callable
 
 import psycopg
 from fastapi import FastAPI, Request
@@ -65,6 +65,34 @@ class BodyLimit:
 
 
 
+class SecurityHeaders:
+    """Adds the security and caching headers to every HTTP answer (plain ASGI: no extra task per request)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        path = scope.get("path", "")
+        page = path == "/" or path.startswith("/static/")
+        extra = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer")]
+        if page:
+            extra += [(b"content-security-policy", PAGE_POLICY.encode()), (b"cache-control", b"no-cache")]
+        else:
+            extra.append((b"cache-control", b"no-store"))  # API answers carry personal data
+
+        async def with_headers(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                present = {name.lower() for name, _ in headers}
+                headers += [(name, value) for name, value in extra if name not in present]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
 MAX_BODY_BYTES = 1_000_000
 PAGE_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
@@ -99,17 +127,7 @@ def create_app(
 
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
 
-    @app.middleware("http")
-    async def security_headers(request: Request, call_next: Callable[[Request], Awaitable[Any]]) -> Any:
-        response = await call_next(request)
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Referrer-Policy", "no-referrer")
-        if request.url.path == "/" or request.url.path.startswith("/static/"):
-            response.headers.setdefault("Content-Security-Policy", PAGE_POLICY)
-            response.headers.setdefault("Cache-Control", "no-cache")
-        else:
-            response.headers.setdefault("Cache-Control", "no-store")  # API answers carry personal data
-        return response
+    app.add_middleware(SecurityHeaders)
 
     for module in (auth, contacts, conversations, settings_routes, sandbox, agent_socket, widget_admin, widget_socket):
         app.include_router(module.router)

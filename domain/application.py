@@ -37,6 +37,24 @@ RETRIES = 5
 T = TypeVar("T")
 
 
+class Owners:
+    """The workspace of each aggregate this process has loaded. An aggregate never changes
+    workspace and is never deleted, so a hit is always true: commands that only need to know an
+    id belongs to the caller's workspace skip reloading it. Holds ids only, no personal data."""
+
+    def __init__(self, size: int = 200_000) -> None:
+        self.size = size
+        self._seen: dict[tuple[str, UUID], UUID] = {}
+
+    def owns(self, kind: type, aggregate_id: UUID, workspace_id: UUID) -> bool:
+        return self._seen.get((kind.__name__, aggregate_id)) == workspace_id
+
+    def remember(self, kind: type, aggregate_id: UUID, workspace_id: UUID) -> None:
+        if len(self._seen) >= self.size:
+            self._seen.clear()
+        self._seen[(kind.__name__, aggregate_id)] = workspace_id
+
+
 class CommHub(WidgetCommands, Application):
     """All aggregates live in one application, so one notification log orders every event."""
 
@@ -54,6 +72,7 @@ class CommHub(WidgetCommands, Application):
         self._mapper_factory = mapper_factory
         self.shredder = shredder
         self.handles = handles
+        self.owners = Owners()
         super().__init__(env)
 
     def save(self, *objs: Any, **kwargs: Any) -> Any:
@@ -113,7 +132,12 @@ class CommHub(WidgetCommands, Application):
         workspace = self._get(workspace_id, Workspace)
         if workspace is None:
             raise WorkspaceNotFoundError("workspace not found")
+        self.owners.remember(Workspace, workspace.id, workspace.id)
         return workspace
+
+    def check_workspace(self, workspace_id: UUID) -> None:
+        if not self.owners.owns(Workspace, workspace_id, workspace_id):
+            self.get_workspace(workspace_id)
 
     def add_staff(
         self, *, workspace_id: UUID, staff_id: UUID, name: str, email: str, role: str, password_hash: str,
@@ -145,7 +169,7 @@ class CommHub(WidgetCommands, Application):
         email: str | None = None, time_zone: str | None = None, custom_fields: dict[str, str] | None = None,
         actor_id: UUID | None = None, now: datetime,
     ) -> UUID:
-        self.get_workspace(workspace_id)
+        self.check_workspace(workspace_id)
         contact = Contact.create(
             contact_id=contact_id, workspace_id=workspace_id, name=name.strip(),
             phone=identifiers.e164(phone) if phone else None,
@@ -154,13 +178,20 @@ class CommHub(WidgetCommands, Application):
             custom_fields=dict(custom_fields or {}), actor_id=actor_id, now=now,
         )
         self.save(contact)
+        self.owners.remember(Contact, contact.id, workspace_id)
         return contact.id
 
     def get_contact(self, workspace_id: UUID, contact_id: UUID) -> Contact:
         contact = self._get(contact_id, Contact)
         if contact is None or contact.workspace_id != workspace_id:
             raise ContactNotFoundError("contact not found")
+        self.owners.remember(Contact, contact.id, workspace_id)
         return contact
+
+    def check_contact(self, workspace_id: UUID, contact_id: UUID) -> None:
+        """Raise unless the contact exists in this workspace (without loading it when known)."""
+        if not self.owners.owns(Contact, contact_id, workspace_id):
+            self.get_contact(workspace_id, contact_id)
 
     def rectify_contact(
         self, workspace_id: UUID, contact_id: UUID, changes: dict[str, Any], actor_id: UUID | None, now: datetime,
@@ -260,7 +291,7 @@ class CommHub(WidgetCommands, Application):
         found = self.handles.find(workspace_id, kind, checked)
         if found is None:
             found = self.handles.claim(workspace_id, kind, checked, uuid4())
-        if self._get(found, Contact) is None:  # claimed here, or claimed by a process that died before creating
+        if not self._contact_exists(workspace_id, found):  # claimed here, or by a process that died before creating
             try:
                 self.create_contact(
                     workspace_id=workspace_id, contact_id=found, name=(name or "").strip() or checked,
@@ -279,14 +310,10 @@ class CommHub(WidgetCommands, Application):
 
         A repeated ``provider_message_id`` stores nothing and returns the first message's ids.
         """
-        self.get_contact(workspace_id, contact_id)
+        self.check_contact(workspace_id, contact_id)
         identifiers.channel(channel)
         message_id = message_id or uuid4()
         def attempt() -> tuple[UUID, UUID, bool]:
-            if provider_message_id:
-                receipt = self._get(InboundReceipt.id_for(workspace_id, channel, provider_message_id), InboundReceipt)
-                if receipt is not None:
-                    return receipt.conversation_id, receipt.message_id, False
             conversation = self._conversation_for(workspace_id, contact_id, channel, thread, now)
             conversation.receive(message_id, body, list(attachments or []), provider_message_id, now)
             pending: list[Any] = [conversation]
@@ -295,7 +322,15 @@ class CommHub(WidgetCommands, Application):
                     workspace_id=workspace_id, channel=channel, provider_message_id=provider_message_id,
                     message_id=message_id, conversation_id=conversation.id, now=now,
                 ))
-            self.save(*pending)
+            try:
+                self.save(*pending)
+            except IntegrityError:  # a retried delivery (the receipt exists), or a concurrent append
+                if provider_message_id:
+                    receipt = self._get(InboundReceipt.id_for(workspace_id, channel, provider_message_id),
+                                        InboundReceipt)
+                    if receipt is not None:
+                        return receipt.conversation_id, receipt.message_id, False
+                raise
             return conversation.id, message_id, True
 
         return self._retrying(attempt)
@@ -424,6 +459,11 @@ class CommHub(WidgetCommands, Application):
         contact = self.get_contact(workspace_id, contact_id)
         command(contact)
         self.save(contact)
+
+    def _contact_exists(self, workspace_id: UUID, contact_id: UUID) -> bool:
+        if self.owners.owns(Contact, contact_id, workspace_id):
+            return True
+        return self._get(contact_id, Contact) is not None
 
     def _get(self, aggregate_id: UUID, kind: type) -> Any:
         try:

@@ -14,6 +14,7 @@ from eventsourcing.persistence import IntegrityError
 
 from domain import identifiers
 from domain.contact import Contact
+from domain.conversation import InboundReceipt
 from domain.errors import (
     WidgetKeyTakenError,
     WidgetNotConfiguredError,
@@ -225,17 +226,24 @@ class WidgetCommands:
         message_id: UUID, provider_message_id: str, now: datetime,
     ) -> UUID:
         """The offline form: the visitor's email, their consent to be answered by email (with its evidence)
-        and their message, saved together or not at all."""
+        and their message, saved together or not at all; a resent form (same provider message id) is
+        stored once."""
         address = identifiers.email(email)
+        channel = Channel.WEBCHAT.value
+        receipt_id = InboundReceipt.id_for(workspace_id, channel, provider_message_id)
 
         def attempt() -> UUID:
+            if self._get(receipt_id, InboundReceipt) is not None:
+                return self._get(receipt_id, InboundReceipt).conversation_id  # type: ignore[no-any-return]
             contact = self.get_contact(workspace_id, contact_id)
             contact.rectify({"email": address}, None, now)
             contact.grant_consent(Channel.EMAIL, Purpose.TRANSACTIONAL, source="web chat offline form",
                                   wording=wording, actor_id=None, ip_address=ip_address, expires_at=None, now=now)
-            conversation = self._conversation_for(workspace_id, contact_id, Channel.WEBCHAT.value, "default", now)
+            conversation = self._conversation_for(workspace_id, contact_id, channel, "default", now)
             conversation.receive(message_id, body, [], provider_message_id, now)
-            self.save(contact, conversation)
+            self.save(contact, conversation, InboundReceipt.record(
+                workspace_id=workspace_id, channel=channel, provider_message_id=provider_message_id,
+                message_id=message_id, conversation_id=conversation.id, now=now))
             return conversation.id
 
         return self._retrying(attempt)
