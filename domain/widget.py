@@ -233,8 +233,9 @@ class WidgetCommands:
         receipt_id = InboundReceipt.id_for(workspace_id, channel, provider_message_id)
 
         def attempt() -> UUID:
-            if self._get(receipt_id, InboundReceipt) is not None:
-                return self._get(receipt_id, InboundReceipt).conversation_id  # type: ignore[no-any-return]
+            stored: InboundReceipt | None = self._get(receipt_id, InboundReceipt)
+            if stored is not None:
+                return stored.conversation_id
             contact = self.get_contact(workspace_id, contact_id)
             contact.rectify({"email": address}, None, now)
             contact.grant_consent(Channel.EMAIL, Purpose.TRANSACTIONAL, source="web chat offline form",
