@@ -276,3 +276,27 @@ def test_the_server_log_holds_no_visitor_messages_emails_or_user_ids(server):
     for personal in ("do you open on Saturdays", "Please call me back", "@example.org", "patient-"):
         assert personal not in log
     assert httpx.get(f"{server.url}/healthz").status_code == 200
+
+
+def test_one_address_is_limited_across_all_its_connections(tmp_path, server_url, session_kek):
+    limits = {"COMMHUB_WIDGET_IP_CONNECTIONS_PER_MINUTE": "12", "COMMHUB_WIDGET_IP_MESSAGES_PER_MINUTE": "20"}
+    with widget_server(tmp_path, server_url, session_kek, **limits) as strict, owner_of(strict) as admin:
+        key = set_up_widget(admin, [HOST_ORIGIN])["public_key"]
+
+        async def scenario() -> None:
+            first, second = Visitor(strict, key), Visitor(strict, key)
+            await first.open()
+            await second.open()
+            answers = [await (first if i % 2 else second).say(f"message {i}") for i in range(14)]
+            codes = [a.get("code", a["type"]) for a in answers]
+            assert codes[:10] == ["ack"] * 10 and set(codes[10:]) == {"rate_limited"}, codes
+            opened = [Visitor(strict, key) for _ in range(10)]
+            for visitor in opened:  # 2 + 10 = the burst of 12 connections
+                await visitor.open()
+            with pytest.raises(ConnectionClosed) as refused:
+                await Visitor(strict, key).open()
+            assert refused.value.rcvd.code == 4429
+            for visitor in (first, second, *opened):
+                await visitor.close()
+
+        asyncio.run(scenario())
