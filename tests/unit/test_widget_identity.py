@@ -22,7 +22,10 @@ SECRET = "current-secret-of-the-workspace"
 IN_AN_HOUR = int((NOW + timedelta(hours=1)).timestamp())
 
 
-def verify(user_id, expires, signature, secrets=(IdentitySecret(SECRET, None),), now=NOW):
+CURRENT = (IdentitySecret(SECRET, None),)
+
+
+def verify(user_id, expires, signature, secrets=CURRENT, now=NOW):
     return verify_identity(user_id, expires, signature, list(secrets), now, DAY)
 
 
