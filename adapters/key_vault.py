@@ -6,13 +6,15 @@ Keys are cached per process; a shred in any process NOTIFYs every other process 
 from __future__ import annotations
 
 import logging
+import os
 
 import threading
 import time
+import zlib
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Callable, Iterable
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import psycopg
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -47,7 +49,13 @@ CREATE TABLE IF NOT EXISTS commhub_key_tombstones (
 """
 
 _ERASED = object()  # cached answer for a shredded subject
-ROTATION_LOCK = 7261002
+
+
+def rotation_lock(database: Database) -> int:
+    """The advisory lock every running vault holds shared and a KEK rotation takes exclusively; one
+    per schema, so installations sharing a PostgreSQL database do not block each other."""
+    return (7261002 << 32) | zlib.crc32(database.schema.encode())
+
 # A new key need not wait for its own disk flush: the events sealed with it commit synchronously
 # afterwards, and PostgreSQL flushes WAL in order, so once they are durable the key is too; if they
 # never commit, a lost unused key harms nobody. Saves one fsync per save that creates keys.
@@ -176,6 +184,25 @@ class KeyVault:
                 raise KeyMissingError(f"no data key for subject {subject_id} and no tombstone either")
         found = self._remember(subject_id, AESGCM(self.keyring.unwrap(row[0], row[1], subject_id)), generation)
         return found
+
+    def usable(self) -> bool:
+        """Whether the configured KEK opens the stored data keys (a wrong or missing KEK does not)."""
+        try:
+            with self._connection() as conn:
+                row = conn.execute(
+                    "SELECT subject_id, kek_id, wrapped FROM commhub_data_keys ORDER BY created_at DESC LIMIT 1"
+                ).fetchone()
+            if row is None:
+                probe = uuid4()
+                self.keyring.unwrap(*self.keyring.wrap(os.urandom(32), probe), probe)
+            else:
+                self.keyring.unwrap(row[1], row[2], row[0])
+        except psycopg.Error:
+            raise
+        except Exception as error:  # InvalidTag or an unknown KEK id: say what, not the key
+            log.error("key vault is not usable (%s)", type(error).__name__)
+            return False
+        return True
 
     def shred(self, subject_id: UUID, workspace_id: UUID, request_id: UUID, now: datetime) -> bool:
         """Delete the subject's key, leave a tombstone and tell every process to evict it."""
@@ -318,7 +345,7 @@ class KeyVault:
             try:
                 with self.database.connect(autocommit=True, **KEEPALIVE) as conn:
                     conn.execute(psycopg.sql.SQL("LISTEN {}").format(psycopg.sql.Identifier(self.channel)))
-                    conn.execute("SELECT pg_try_advisory_lock_shared(%s)", (ROTATION_LOCK,))
+                    conn.execute("SELECT pg_try_advisory_lock_shared(%s)", (rotation_lock(self.database),))
                     self._evict(None)  # anything cached before we listened may be stale
                     self._listening.set()
                     while not self._stopping.is_set():

@@ -40,11 +40,12 @@ class OutboxWorker:
         self._thread.start()
         return self
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 30.0) -> None:
+        """Finish the delivery in flight (never cut a provider call short), release the rest."""
         self._stopping.set()
         self._wake.set()
         if self._thread is not None:
-            self._thread.join(timeout=10)
+            self._thread.join(timeout=timeout)
 
     def wake(self, *_: Any) -> None:
         self._wake.set()
@@ -60,7 +61,10 @@ class OutboxWorker:
                 " RETURNING message_id, workspace_id, conversation_id, contact_id, channel, body, attempts, purpose",
                 (now + LEASE, now, limit),
             ).fetchall()
-        for *fields, purpose in rows:
+        for index, (*fields, purpose) in enumerate(rows):
+            if self._stopping.is_set():  # shutting down: hand the rest back instead of holding their lease
+                self._release([row[0] for row in rows[index:]])
+                break
             message = OutboundMessage(*fields)
             refusal = self._refusal(message, purpose, now)
             if refusal is None:
@@ -68,6 +72,14 @@ class OutboxWorker:
             else:
                 self._cancel(message, refusal)
         return len(rows)
+
+    def _release(self, message_ids: list[Any]) -> None:
+        with self.database.connection() as conn:
+            conn.execute(
+                "UPDATE commhub_outbox SET attempts = attempts - 1, next_attempt_at = %s"
+                " WHERE message_id = ANY(%s) AND status = 'pending'",
+                (self.clock(), message_ids),
+            )
 
     def _refusal(self, message: OutboundMessage, purpose: str, now: datetime) -> str | None:
         """Consent is checked again at the moment of sending: a STOP, a restriction or an erasure

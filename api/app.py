@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
+import re
+import uuid
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, AsyncIterator, Callable
 
 import psycopg
 from fastapi import FastAPI, Request
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from fastapi.staticfiles import StaticFiles
 
-from api import problems
+from api import logs, problems
 from api.bootstrap import Hub, bootstrap
 from api.live import LiveFeed
+from api.metrics import Metrics, timed
 from api.routes import agent_socket, auth, contacts, conversations, sandbox, widget_admin, widget_socket
 from api.routes import settings as settings_routes
 from api.settings import Settings
@@ -65,6 +70,37 @@ class BodyLimit:
 
 
 
+REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{8,64}")
+
+
+class RequestContext:
+    """Gives every HTTP request an id (the caller's ``X-Request-ID`` when well formed), echoes it in
+    the answer and in every log line written while serving it, and times the request for /metrics."""
+
+    def __init__(self, app: Any, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        given = dict(scope.get("headers", [])).get(b"x-request-id", b"").decode("latin-1")
+        current = given if REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+        token = logs.request_id.set(current)
+
+        async def with_id(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), (b"x-request-id", current.encode())]}
+            await send(message)
+
+        noting, done = timed(self.metrics, scope, with_id)
+        try:
+            await self.app(scope, receive, noting)
+        finally:
+            done()
+            logs.request_id.reset(token)
+
+
 class SecurityHeaders:
     """Adds the security and caching headers to every HTTP answer (plain ASGI: no extra task per request)."""
 
@@ -103,12 +139,20 @@ PAGE_POLICY = (
 def create_app(
     settings: Settings | None = None, *, demo: bool = False, on_ready: Callable[[Any], None] | None = None
 ) -> FastAPI:
+    config = settings or Settings.from_env()
+    metrics = Metrics()
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        hub = bootstrap(settings or Settings.from_env()).start_workers()
+        hub = bootstrap(config)
+        if config.workers:
+            hub.start_workers()
         app.state.hub = hub
         app.state.live = LiveFeed(hub.app, hub.database).start(asyncio.get_running_loop())
-        app.state.widget = WidgetGateway(hub, app.state.live)
+        hub.follower = app.state.live.wait_for
+        app.state.widget = widget = WidgetGateway(hub, app.state.live)
+        metrics.watch(hub, lambda: {"agent": app.state.live.connections - widget.subscriptions,
+                                    "widget": widget.connections})
         if demo:
             from api.demo import seed_demo
 
@@ -128,6 +172,7 @@ def create_app(
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
 
     app.add_middleware(SecurityHeaders)
+    app.add_middleware(RequestContext, metrics=metrics)  # outermost: times and tags everything inside
 
     for module in (auth, contacts, conversations, settings_routes, sandbox, agent_socket, widget_admin, widget_socket):
         app.include_router(module.router)
@@ -138,13 +183,28 @@ def create_app(
 
     @app.get("/readyz", tags=["operations"])
     def readyz(request: Request) -> Any:
+        """Ready for traffic: the database answers, read models are within the lag bound, and the
+        key vault can wrap and unwrap a data key."""
         hub: Hub = request.app.state.hub
         try:
             with hub.database.connect(connect_timeout=3) as conn:
                 conn.execute("SELECT 1")
+            behind = hub.projections.behind()
         except psycopg.Error:
             return problems.problem(503, "Not ready", "the database cannot be reached")
-        return {"status": "ready"}
+        if behind > config.ready_max_lag:
+            return problems.problem(503, "Not ready", f"read models are {behind} events behind")
+        if not hub.vault.usable():
+            return problems.problem(503, "Not ready", "the key vault cannot unwrap data keys")
+        return {"status": "ready", "projection_lag": behind}
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics_page(request: Request) -> Response:
+        if config.metrics_token is not None:
+            given = request.headers.get("authorization", "")
+            if not hmac.compare_digest(given.encode(), f"Bearer {config.metrics_token}".encode()):
+                return problems.problem(401, "Not authenticated", "send the metrics token as a bearer token")
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/", include_in_schema=False)
     def inbox_page() -> FileResponse:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from adapters.channels import ChannelSender, SandboxChannel
 from adapters.codec import MsgspecTranscoder
@@ -52,6 +52,16 @@ class Hub:
     embedded: EmbeddedPostgres | None = None
     extras: dict[str, Any] = field(default_factory=dict)
     running: bool = False
+    follower: Callable[[int, float], bool] | None = None  # waits for another process's projections
+
+    def wait_for(self, position: int, timeout: float) -> bool:
+        """Block until every read model includes ``position`` (read-your-writes), whether the
+        projections run here or in a separate ``commhub worker``."""
+        if self.running:
+            return self.projections.wait_for(position, timeout)
+        if self.follower is not None:
+            return self.follower(position, timeout)
+        return False
 
     def start_workers(self) -> Hub:
         """Run projections and the outbox in this process (the default for ``commhub serve``)."""

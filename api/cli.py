@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.progress import Progress
 
 from adapters.kek import encode_kek, generate_kek, load_keyring, previous_key_file, write_key_file
-from adapters.key_vault import ROTATION_LOCK, KeyVault, Tombstone
+from adapters.key_vault import KeyVault, Tombstone, rotation_lock
 from api import logs
 from api.bootstrap import bootstrap, start_database
 from api.settings import Settings
@@ -37,15 +37,22 @@ def serve(
     demo: bool = typer.Option(False, "--demo", help="Seed a demo workspace and print its login."),
     host: str = typer.Option(None, help="Interface to listen on (default COMMHUB_HOST or 127.0.0.1)."),
     port: int = typer.Option(None, help="Port to listen on (default COMMHUB_PORT or 8000)."),
+    workers: bool = typer.Option(None, "--workers/--no-workers",
+                                 help="Run projections and the outbox in this process too (default COMMHUB_WORKERS, on)."),
 ) -> None:
-    """Run the hub: API, workers and, without DATABASE_URL, an embedded PostgreSQL."""
+    """Run the hub: API, workers and, without DATABASE_URL, an embedded PostgreSQL.
+
+    On SIGTERM it stops accepting connections, closes websockets with code 1012 (clients
+    reconnect and resume), waits for requests in flight, then lets the delivery in flight finish.
+    """
     import uvicorn
 
     from api.app import create_app
 
     settings = Settings.from_env()
-    settings = replace(settings, host=host or settings.host, port=port or settings.port)
-    logs.configure(settings.log_level)
+    settings = replace(settings, host=host or settings.host, port=port or settings.port,
+                       workers=settings.workers if workers is None else workers)
+    logs.configure(settings.log_level, settings.log_format)
 
     def announce(login: object) -> None:
         url = f"http://{settings.host}:{settings.port}"
@@ -55,6 +62,7 @@ def serve(
 
     uvicorn.run(create_app(settings, demo=demo, on_ready=announce), host=settings.host, port=settings.port,
                 log_level=settings.log_level, access_log=False, log_config=None,
+                timeout_graceful_shutdown=int(settings.shutdown_seconds) or None,
                 ws_max_size=WS_MAX_BYTES)
 
 
@@ -91,7 +99,7 @@ def projections_rebuild(name: str = typer.Argument(..., help="Projection name, o
 def worker() -> None:
     """Run projections and the outbox without the API, e.g. as a separate process or container."""
     settings = Settings.from_env()
-    logs.configure(settings.log_level)
+    logs.configure(settings.log_level, settings.log_format)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with bootstrap(settings) as hub:
@@ -209,7 +217,7 @@ class _vault:
         try:
             if self.exclusive:
                 self.lock = self.database.connect(autocommit=True)
-                if not self.lock.execute("SELECT pg_try_advisory_lock(%s)", (ROTATION_LOCK,)).fetchone()[0]:
+                if not self.lock.execute("SELECT pg_try_advisory_lock(%s)", (rotation_lock(self.database),)).fetchone()[0]:
                     console.print("[red]a commhub server or worker is running on this database; stop it first[/]")
                     raise typer.Exit(1)
             if self.prepare_keys is not None:

@@ -72,5 +72,5 @@ Conn = Annotated[Any, Depends(db)]
 def settle(hub: Hub, timeout: float = 5.0) -> None:
     """Wait until the read models include what this request just wrote (read-your-writes)."""
     position = last_position.get()
-    if position and hub.running:
-        hub.projections.wait_for(position, timeout)
+    if position:
+        hub.wait_for(position, timeout)

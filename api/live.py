@@ -11,6 +11,7 @@ import json
 import logging
 import re
 import threading
+import time
 from typing import Any
 from uuid import UUID
 
@@ -73,6 +74,7 @@ class LiveFeed:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self.connected = threading.Event()
+        self._advanced = threading.Condition()
 
     def start(self, loop: asyncio.AbstractEventLoop) -> LiveFeed:
         self._loop = loop
@@ -85,6 +87,17 @@ class LiveFeed:
         self._stopping.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
+
+    def wait_for(self, position: int, timeout: float) -> bool:
+        """Block until the read models (built by whichever process) include ``position``."""
+        deadline = time.monotonic() + timeout
+        with self._advanced:
+            while self.position < position:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._advanced.wait(remaining)
+        return True
 
     def subscribe(self, workspace_id: UUID) -> asyncio.Queue[dict[str, Any]]:
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
@@ -151,6 +164,8 @@ class LiveFeed:
                     for key in keys:
                         self._loop.call_soon_threadsafe(self._dispatch, key, update)
             self.position = notification.id
+        with self._advanced:
+            self._advanced.notify_all()
 
     def publish_typing(self, workspace_id: UUID, conversation_id: UUID, who: str) -> None:
         """Tell every process that someone ("agent" or "visitor") is typing in a conversation."""

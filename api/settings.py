@@ -29,6 +29,11 @@ class Settings:
     port: int = 8000
     log_level: str = "info"
     pool_size: int = 5
+    log_format: str = "json"
+    workers: bool = True
+    ready_max_lag: int = 10_000
+    metrics_token: str | None = field(default=None, repr=False)
+    shutdown_seconds: float = 20.0
     widget_messages_per_minute: float = 20.0
     widget_ip_messages_per_minute: float = 60.0
     widget_ip_connections_per_minute: float = 30.0
@@ -60,12 +65,24 @@ class Settings:
             port=int(_number(env, "COMMHUB_PORT", 8000)),
             log_level=env.get("COMMHUB_LOG_LEVEL", "info").lower(),
             pool_size=int(_number(env, "COMMHUB_DB_POOL_SIZE", 5)),
+            log_format=_choice(env, "COMMHUB_LOG_FORMAT", ("json", "text"), "json"),
+            workers=_choice(env, "COMMHUB_WORKERS", ("on", "off"), "on") == "on",
+            ready_max_lag=int(_number(env, "COMMHUB_READY_MAX_LAG", 10_000)),
+            metrics_token=env.get("COMMHUB_METRICS_TOKEN") or None,
+            shutdown_seconds=_number(env, "COMMHUB_SHUTDOWN_SECONDS", 20.0),
             widget_messages_per_minute=_number(env, "COMMHUB_WIDGET_MESSAGES_PER_MINUTE", 20.0),
             widget_ip_messages_per_minute=_number(env, "COMMHUB_WIDGET_IP_MESSAGES_PER_MINUTE", 60.0),
             widget_ip_connections_per_minute=_number(env, "COMMHUB_WIDGET_IP_CONNECTIONS_PER_MINUTE", 30.0),
             widget_max_message_chars=int(_number(env, "COMMHUB_WIDGET_MAX_MESSAGE_CHARS", 2000)),
             widget_identity_max_seconds=_number(env, "COMMHUB_WIDGET_IDENTITY_MAX_SECONDS", 86400.0),
         )
+
+
+def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...], default: str) -> str:
+    value = (env.get(name) or default).strip().lower()
+    if value not in allowed:
+        raise SettingsError(f"{name} must be one of: {', '.join(allowed)}")
+    return value
 
 
 def _number(env: Mapping[str, str], name: str, default: float) -> float:

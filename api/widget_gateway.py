@@ -76,6 +76,8 @@ class WidgetGateway:
         self.ip_connections = BucketMap(max(10.0, settings.widget_ip_connections_per_minute),
                                         settings.widget_ip_connections_per_minute)
         self._configs: dict[str, tuple[WidgetConfig | None, float]] = {}
+        self.connections = 0  # open visitor sockets in this process (for /metrics)
+        self.subscriptions = 0  # of which following a conversation on the live feed
 
     # Settings ----------------------------------------------------------------------------------
 

@@ -221,6 +221,10 @@ class ProjectionRunner:
             rows = conn.execute("SELECT name, position FROM commhub_projection_positions").fetchall()
         return {name: head - position for name, position in rows if name in self.projections}
 
+    def behind(self) -> int:
+        """Events the slowest projection still has to apply."""
+        return max(self.lag().values(), default=0)
+
     def wait_for(self, position: int, timeout: float = 5.0) -> bool:
         """Block until every projection has applied ``position`` (read-your-writes for the API)."""
         deadline = time.monotonic() + timeout

@@ -95,6 +95,7 @@ class VisitorConnection:
         self.online: bool | None = None
 
     async def run(self, after: int) -> None:
+        self.gateway.connections += 1
         try:
             if self.session.contact_id is not None:
                 self._subscribe()
@@ -114,12 +115,15 @@ class VisitorConnection:
         except WebSocketDisconnect:
             pass
         finally:
+            self.gateway.connections -= 1
             if self.queue is not None and self.session.conversation_id is not None:
                 self.feed.unsubscribe(self.session.conversation_id, self.queue)
+                self.gateway.subscriptions -= 1
 
     def _subscribe(self) -> None:
         if self.queue is None and self.session.conversation_id is not None:
             self.queue = self.feed.subscribe(self.session.conversation_id)
+            self.gateway.subscriptions += 1
 
     async def _agents_online(self) -> bool:
         return await run_in_threadpool(self.gateway.visitors.agents_online, self.session.config.workspace_id, now())

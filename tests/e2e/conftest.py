@@ -34,7 +34,8 @@ class Server:
         return self.log_path.read_text(errors="replace")
 
 
-def start_server(data_dir: Path, env: dict[str, str], *args: str, timeout: float = 60) -> Server:
+def start_server(data_dir: Path, env: dict[str, str], *args: str, timeout: float = 60,
+                 ready_path: str = "/readyz") -> Server:
     port = free_port()
     log_path = data_dir / f"server-{port}.log"
     environment = {**os.environ, **env, "COMMHUB_DATA_DIR": str(data_dir), "COMMHUB_PORT": str(port)}
@@ -49,7 +50,7 @@ def start_server(data_dir: Path, env: dict[str, str], *args: str, timeout: float
         if process.poll() is not None:
             raise RuntimeError(f"server exited early:\n{server.log()}")
         try:
-            if httpx.get(f"{server.url}/readyz", timeout=1).status_code == 200:
+            if httpx.get(f"{server.url}{ready_path}", timeout=1).status_code == 200:
                 return server
         except httpx.HTTPError:
             pass

@@ -38,7 +38,7 @@ def test_restarting_on_the_same_data_directory_keeps_the_demo_login(demo_server,
 def test_the_embedded_database_starts_and_stops_with_the_server(tmp_path):
     server = start_server(tmp_path, {"DATABASE_URL": ""})
     try:
-        assert httpx.get(f"{server.url}/readyz").json() == {"status": "ready"}
+        assert httpx.get(f"{server.url}/readyz").json() == {"status": "ready", "projection_lag": 0}
         assert (tmp_path / "kek.key").stat().st_mode & 0o777 == 0o600
     finally:
         stop_server(server)
