@@ -19,8 +19,10 @@ from fastapi.staticfiles import StaticFiles
 from api import logs, problems
 from api.bootstrap import Hub, bootstrap
 from api.live import LiveFeed
+from api.email_setup import start_listener
 from api.metrics import Metrics, timed
-from api.routes import agent_socket, auth, contacts, conversations, sandbox, widget_admin, widget_socket
+from api.routes import (agent_socket, appointments, auth, calendar, contacts, conversations, email,
+                        reminder_policies, sandbox, unsubscribe, widget_admin, widget_socket)
 from api.routes import settings as settings_routes
 from api.settings import Settings
 from api.widget_gateway import WidgetGateway
@@ -31,12 +33,13 @@ STATIC = Path(__file__).parent / "static"
 class BodyLimit:
     """Refuses request bodies over ``limit`` bytes with 413, whether or not they declare a length."""
 
-    def __init__(self, app: Any, limit: int) -> None:
+    def __init__(self, app: Any, limit: int, exempt: tuple[str, ...] = ()) -> None:
         self.app = app
         self.limit = limit
+        self.exempt = exempt  # paths that enforce a limit of their own (inbound email)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope.get("path") in self.exempt:
             return await self.app(scope, receive, send)
         declared = dict(scope.get("headers", [])).get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
@@ -148,6 +151,7 @@ def create_app(
         if config.workers:
             hub.start_workers()
         app.state.hub = hub
+        listener = start_listener(hub.settings, hub.extras["email"])
         app.state.live = LiveFeed(hub.app, hub.database).start(asyncio.get_running_loop())
         hub.follower = app.state.live.wait_for
         app.state.widget = widget = WidgetGateway(hub, app.state.live)
@@ -163,18 +167,21 @@ def create_app(
             yield
         finally:
             app.state.live.stop()
+            if listener is not None:
+                listener.stop()
             hub.close()
 
     app = FastAPI(title="commhub", version="0.1.0", lifespan=lifespan,
                   description="Self-hosted communications hub. Errors are application/problem+json.")
     problems.install(app)
 
-    app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
+    app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES, exempt=(email.INBOUND_PATH,))
 
     app.add_middleware(SecurityHeaders)
     app.add_middleware(RequestContext, metrics=metrics)  # outermost: times and tags everything inside
 
-    for module in (auth, contacts, conversations, settings_routes, sandbox, agent_socket, widget_admin, widget_socket):
+    for module in (auth, contacts, conversations, settings_routes, sandbox, agent_socket, appointments,
+                   reminder_policies, calendar, email, unsubscribe, widget_admin, widget_socket):
         app.include_router(module.router)
 
     @app.get("/healthz", tags=["operations"])

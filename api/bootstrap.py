@@ -6,6 +6,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from adapters.calendar_feeds import CalendarFeeds
 from adapters.channels import ChannelSender, SandboxChannel
 from adapters.codec import MsgspecTranscoder
 from adapters.embedded_postgres import EmbeddedPostgres
@@ -15,20 +16,24 @@ from adapters.kek import load_keyring
 from adapters.key_vault import KeyVault
 from adapters.outbox_worker import OutboxWorker
 from adapters.postgres import Database
+from adapters.reminder_worker import ReminderWorker
 from adapters.sealing import SealingMapper
 from adapters.tokens import TokenStore
 from adapters.webchat import WebchatChannel
 from adapters.widget_visitors import SCHEMA_SQL as WIDGET_SQL
 from adapters.widget_visitors import VisitorStore
+from api.email_setup import wire_email
 from api.settings import Settings
 from domain.application import CommHub
 from domain.identifiers import Channel
+from projections.appointments import Appointments
 from projections.consents import Consents
 from projections.directory import Directory
 from projections.handles import Handles
 from projections.inbox import Inbox
 from projections.messages import Messages
 from projections.outbox import Outbox
+from projections.reminders import Reminders
 from projections.runner import ProjectionRunner
 from projections.staff import Staff
 from projections.timeline import Timeline
@@ -50,6 +55,7 @@ class Hub:
     projections: ProjectionRunner
     outbox: OutboxWorker
     embedded: EmbeddedPostgres | None = None
+    reminders: ReminderWorker | None = None
     extras: dict[str, Any] = field(default_factory=dict)
     running: bool = False
     follower: Callable[[int, float], bool] | None = None  # waits for another process's projections
@@ -67,11 +73,15 @@ class Hub:
         """Run projections and the outbox in this process (the default for ``commhub serve``)."""
         self.projections.start()
         self.outbox.start()
+        if self.reminders is not None:
+            self.reminders.start()
         self.running = True
         return self
 
     def close(self) -> None:
         if self.running:
+            if self.reminders is not None:
+                self.reminders.stop()
             self.outbox.stop()
             self.projections.stop()
         self.app.close()
@@ -122,12 +132,23 @@ def bootstrap(settings: Settings, *, database: Database | None = None) -> Hub:
         shredder=vault,
         handles=handles,
     )
+    email = wire_email(settings, app, database, vault)
     views = [Staff(), Directory(), Consents(), Inbox(), Messages(), Timeline(), Outbox(),
-             Handles(handles.digest, HANDLES_SQL), WidgetVisitors(WIDGET_SQL)]
+             Handles(handles.digest, HANDLES_SQL), Appointments(), Reminders(), email.view,
+             WidgetVisitors(WIDGET_SQL)]
     runner = ProjectionRunner(app, database, views)
     runner.setup()
     tokens.setup()
-    outbox = OutboxWorker(app, database, channel_senders(settings))
-    runner.on_advance = outbox.wake
+    outbox = OutboxWorker(app, database, {**channel_senders(settings), **email.senders})
+    reminders = ReminderWorker(app, database, poll_seconds=settings.reminder_poll_seconds)
+
+    def advanced(position: int) -> None:
+        outbox.wake(position)
+        reminders.wake(position)
+
+    runner.on_advance = advanced
+    feeds = CalendarFeeds(database)
+    feeds.setup()
     return Hub(settings=settings, database=database, vault=vault, app=app, handles=handles, tokens=tokens,
-               projections=runner, outbox=outbox, embedded=embedded, extras={"visitors": VisitorStore(vault)})
+               projections=runner, outbox=outbox, embedded=embedded, reminders=reminders,
+               extras={"calendar_feeds": feeds, "email": email, "visitors": VisitorStore(vault)})

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
+from api.email_settings import EmailSettings
+
 DEFAULT_DATA_DIR = ".commhub"
 
 
@@ -34,6 +36,9 @@ class Settings:
     ready_max_lag: int = 10_000
     metrics_token: str | None = field(default=None, repr=False)
     shutdown_seconds: float = 20.0
+    reminder_poll_seconds: float = 5.0
+    fhir_webhook_secret: str | None = field(default=None, repr=False)
+    email: EmailSettings = field(default_factory=EmailSettings)
     widget_messages_per_minute: float = 20.0
     widget_ip_messages_per_minute: float = 60.0
     widget_ip_connections_per_minute: float = 30.0
@@ -70,6 +75,9 @@ class Settings:
             ready_max_lag=int(_number(env, "COMMHUB_READY_MAX_LAG", 10_000)),
             metrics_token=env.get("COMMHUB_METRICS_TOKEN") or None,
             shutdown_seconds=_number(env, "COMMHUB_SHUTDOWN_SECONDS", 20.0),
+            reminder_poll_seconds=_number(env, "COMMHUB_REMINDER_POLL_SECONDS", 5.0) or 5.0,
+            fhir_webhook_secret=_fhir_secret(env.get("COMMHUB_FHIR_WEBHOOK_SECRET") or None),
+            email=EmailSettings.from_env(env),
             widget_messages_per_minute=_number(env, "COMMHUB_WIDGET_MESSAGES_PER_MINUTE", 20.0),
             widget_ip_messages_per_minute=_number(env, "COMMHUB_WIDGET_IP_MESSAGES_PER_MINUTE", 60.0),
             widget_ip_connections_per_minute=_number(env, "COMMHUB_WIDGET_IP_CONNECTIONS_PER_MINUTE", 30.0),
@@ -82,6 +90,12 @@ def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...], default
     value = (env.get(name) or default).strip().lower()
     if value not in allowed:
         raise SettingsError(f"{name} must be one of: {', '.join(allowed)}")
+    return value
+
+
+def _fhir_secret(value: str | None) -> str | None:
+    if value is not None and len(value) < 32:
+        raise SettingsError("COMMHUB_FHIR_WEBHOOK_SECRET must be at least 32 characters (e.g. `openssl rand -hex 32`)")
     return value
 
 

@@ -13,9 +13,11 @@ from eventsourcing.persistence import IntegrityError, Mapper
 from eventsourcing.utils import Environment
 
 from domain import identifiers
+from domain.appointments_app import AppointmentCommands
 from domain.consent import SendDecision, may_send
 from domain.contact import Contact
 from domain.conversation import Conversation, InboundReceipt, check_body, conversation_id_for
+from domain.email import EmailCommands
 from domain.errors import (
     CannedResponseNotFoundError,
     ContactErasedError,
@@ -55,7 +57,7 @@ class Owners:
         self._seen[(kind.__name__, aggregate_id)] = workspace_id
 
 
-class CommHub(WidgetCommands, Application):
+class CommHub(WidgetCommands, AppointmentCommands, EmailCommands, Application):
     """All aggregates live in one application, so one notification log orders every event."""
 
     name = "commhub"

@@ -127,6 +127,20 @@ class SnoozeTimeInvalidError(DomainError):
     """A snooze time must include a time zone offset."""
 
 
+class AppointmentNotFoundError(NotFoundError):
+    """No such appointment in this workspace."""
+
+
+class AppointmentTimeInvalidError(DomainError):
+    """An appointment needs a start and an end with a time zone offset, the end after the start."""
+
+
+class AppointmentTransitionInvalidError(DomainError):
+    """The appointment's status does not allow this change."""
+class InboundAddressTakenError(DomainError):
+    """Another workspace already receives mail at this address."""
+
+
 class WidgetNotConfiguredError(NotFoundError):
     """The web chat widget is not set up in this workspace."""
 
@@ -135,6 +149,28 @@ class WidgetKeyTakenError(DomainError):
     """The widget public key is already in use."""
 
     status = 409
+
+
+class AppointmentFieldInvalidError(DomainError):
+    """Service, location and notes must be text of bounded length."""
+
+
+class ReminderPolicyInvalidError(DomainError):
+    """A reminder policy needs a known kind, channel, offset and a template with known placeholders."""
+
+
+class ReminderPolicyNotFoundError(NotFoundError):
+    """No such reminder policy in this workspace."""
+class EmailUnreadableError(DomainError):
+    """The email could not be read: it has no valid sender or is not a MIME message."""
+
+
+class EmailNotRoutedError(DomainError):
+    """No workspace receives mail at the recipient address."""
+
+
+class AttachmentNotFoundError(NotFoundError):
+    """No such attachment in this workspace."""
 
 
 class WidgetOriginInvalidError(DomainError):

@@ -10,6 +10,7 @@ from typing import Any
 
 from domain.contact import Contact
 from domain.conversation import Conversation
+from domain.email import strip_quoted
 from projections.base import View, clear
 
 PREVIEW_LENGTH = 140
@@ -76,7 +77,7 @@ class Inbox(View):
     def received(self, conn: Any, e: Conversation.MessageReceived, position: int) -> None:
         self._set(conn, e, position, "status = 'open', snoozed_until = NULL, unread = unread + 1,"
                   " last_activity = %s, last_direction = 'in', preview = %s, message_count = message_count + 1",
-                  e.timestamp, preview(e.body))
+                  e.timestamp, preview(strip_quoted(e.body) if isinstance(e.body, str) else e.body))
 
     def sent(self, conn: Any, e: Conversation.MessageSent, position: int) -> None:
         self._set(conn, e, position, "unread = 0, last_activity = %s, last_direction = 'out', preview = %s,"

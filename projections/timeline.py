@@ -10,6 +10,7 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
+from domain.appointment import Appointment
 from domain.contact import Contact
 from domain.conversation import Conversation
 from projections.base import View, clear
@@ -48,6 +49,15 @@ KINDS: dict[type, str] = {
     Conversation.MessageSent: "message.sent",
     Conversation.MessageRefused: "message.refused",
     Conversation.NoteAdded: "conversation.note",
+    Appointment.Booked: "appointment.booked",
+    Appointment.Rescheduled: "appointment.rescheduled",
+    Appointment.Cancelled: "appointment.cancelled",
+    Appointment.Confirmed: "appointment.confirmed",
+    Appointment.CheckedIn: "appointment.checked_in",
+    Appointment.Completed: "appointment.completed",
+    Appointment.MarkedNoShow: "appointment.no_show",
+    Appointment.ReminderSent: "appointment.reminder_sent",
+    Appointment.ReminderSkipped: "appointment.reminder_skipped",
 }
 
 
@@ -77,7 +87,20 @@ def detail(e: Any) -> dict[str, Any] | None:
         return {"message_id": str(e.message_id), "reason": e.reason}
     if kind is Conversation.NoteAdded:
         return {"note_id": str(e.note_id), "preview": preview(e.text)}
+    if isinstance(e, (Appointment.Event, Appointment.Booked)):
+        return appointment_detail(e)
     return None
+
+
+def appointment_detail(e: Any) -> dict[str, Any]:
+    info: dict[str, Any] = {"appointment_id": str(e.originator_id)}
+    for field in ("starts_at", "time_zone", "location", "via", "channel", "reason", "planned_at"):
+        if field in e.__dict__:
+            value = clear(e.__dict__[field])
+            info[field] = value.isoformat() if hasattr(value, "isoformat") else value
+    if isinstance(e, Appointment.Booked):
+        info["service"] = clear(e.service)
+    return info
 
 
 class Timeline(View):
@@ -88,7 +111,7 @@ class Timeline(View):
 
     def entry(self, conn: Any, e: Any, position: int) -> None:
         is_conversation = isinstance(e, Conversation.Event)
-        contact_id = e.contact_id if is_conversation else e.originator_id
+        contact_id = getattr(e, "contact_id", e.originator_id)
         actor = getattr(e, "actor_id", None) or getattr(e, "author_id", None)
         info = detail(e)
         conn.execute(

@@ -1,6 +1,7 @@
 // The contact side panel: profile, consent, notes (add one) and the timeline, newest first.
 
 import { get, post, readUntil } from "./api.js";
+import { AppointmentsPanel } from "./appointments.js";
 import { $, h, toast } from "./dom.js";
 import { channelName, colourSlot, displayName, initials, longDate, longTime, shortTime, timelineText } from "./format.js";
 
@@ -19,6 +20,7 @@ export class ContactPanel {
     this.timeline = [];
     this.wanted = 0; // the timeline must reach this position (from live updates)
     this.timer = null;
+    this.appointments = new AppointmentsPanel(() => this.load());
     $("note-form").addEventListener("submit", (event) => this.addNote(event));
     $("note-input").addEventListener("keydown", (event) => {
       if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
@@ -36,12 +38,13 @@ export class ContactPanel {
     this.wanted = 0;
     $("contact-empty").hidden = true;
     $("contact-body").hidden = false;
-    await this.load({ profile: true });
+    await Promise.all([this.load({ profile: true }), this.appointments.open(contactId)]);
   }
 
   clear() {
     this.ticket += 1;
     this.id = null;
+    this.appointments.clear();
     $("contact-body").hidden = true;
     $("contact-empty").hidden = false;
   }

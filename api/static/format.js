@@ -90,6 +90,11 @@ export function timelineText(entry) {
     case "message.sent": return d.preview ? `Sent: ${d.preview}` : "Message sent";
     case "message.refused": return `Send refused: ${refusalText(d.reason)}`;
     case "conversation.note": return d.preview ? `Internal note: ${d.preview}` : "Internal note";
+    case "appointment.booked": return `Appointment booked${d.service ? `: ${d.service}` : ""}${d.starts_at ? ` for ${longTime(d.starts_at)}` : ""}`;
+    case "appointment.rescheduled": return d.starts_at ? `Appointment moved to ${longTime(d.starts_at)}` : "Appointment moved";
+    case "appointment.confirmed": return d.via === "reply" ? "Appointment confirmed by reply" : "Appointment confirmed";
+    case "appointment.reminder_sent": return `Reminder sent${d.channel ? ` by ${channelName(d.channel)}` : ""}`;
+    case "appointment.reminder_skipped": return `Reminder not sent (${(d.reason ?? "skipped").replace(/_/g, " ")})`;
     default: return plainKind(entry.kind);
   }
 }
