@@ -137,16 +137,6 @@ class AppointmentTimeInvalidError(DomainError):
 
 class AppointmentTransitionInvalidError(DomainError):
     """The appointment's status does not allow this change."""
-class InboundAddressTakenError(DomainError):
-    """Another workspace already receives mail at this address."""
-
-
-class WidgetNotConfiguredError(NotFoundError):
-    """The web chat widget is not set up in this workspace."""
-
-
-class WidgetKeyTakenError(DomainError):
-    """The widget public key is already in use."""
 
     status = 409
 
@@ -161,6 +151,14 @@ class ReminderPolicyInvalidError(DomainError):
 
 class ReminderPolicyNotFoundError(NotFoundError):
     """No such reminder policy in this workspace."""
+
+
+class InboundAddressTakenError(DomainError):
+    """Another workspace already receives mail at this address."""
+
+    status = 409
+
+
 class EmailUnreadableError(DomainError):
     """The email could not be read: it has no valid sender or is not a MIME message."""
 
@@ -171,6 +169,34 @@ class EmailNotRoutedError(DomainError):
 
 class AttachmentNotFoundError(NotFoundError):
     """No such attachment in this workspace."""
+
+
+class QuietHoursInvalidError(DomainError):
+    """Quiet hours must be two HH:MM times."""
+
+
+class PhoneNumberTakenError(DomainError):
+    """Another workspace already owns this phone number."""
+
+    status = 409
+
+
+class PhoneNumberNotAttachedError(NotFoundError):
+    """No workspace owns this phone number."""
+
+
+class SmsSettingsInvalidError(DomainError):
+    """An SMS or voice setting is not valid."""
+
+
+class WidgetNotConfiguredError(NotFoundError):
+    """The web chat widget is not set up in this workspace."""
+
+
+class WidgetKeyTakenError(DomainError):
+    """The widget public key is already in use."""
+
+    status = 409
 
 
 class WidgetOriginInvalidError(DomainError):
