@@ -29,6 +29,8 @@ from domain.errors import (
 )
 from domain.identifiers import Channel, Purpose
 from domain.ports import ContactHandles, KeyShredder
+from domain.sms import COMPLIANCE, SmsCommands, compliance_decision
+from domain.voice import VoiceCommands
 from domain.widget import WidgetCommands
 from domain.workspace import StaffMember, Workspace, WorkspaceSlug
 
@@ -57,7 +59,7 @@ class Owners:
         self._seen[(kind.__name__, aggregate_id)] = workspace_id
 
 
-class CommHub(WidgetCommands, AppointmentCommands, EmailCommands, Application):
+class CommHub(WidgetCommands, AppointmentCommands, EmailCommands, SmsCommands, VoiceCommands, Application):
     """All aggregates live in one application, so one notification log orders every event."""
 
     name = "commhub"
@@ -262,6 +264,8 @@ class CommHub(WidgetCommands, AppointmentCommands, EmailCommands, Application):
 
     def may_send(self, workspace_id: UUID, contact_id: UUID, channel: str, purpose: str, now: datetime) -> SendDecision:
         contact = self.get_contact(workspace_id, contact_id)
+        if purpose == COMPLIANCE:
+            return compliance_decision(contact.consent_subject())
         return may_send(contact.consent_subject(), Channel(channel), Purpose(purpose), now)
 
     # Conversations -------------------------------------------------------------------------
@@ -347,7 +351,7 @@ class CommHub(WidgetCommands, AppointmentCommands, EmailCommands, Application):
         def attempt() -> tuple[UUID, SendDecision]:
             conversation = self.get_conversation(workspace_id, conversation_id)
             contact = self.get_contact(workspace_id, conversation.contact_id)
-            decision = may_send(contact.consent_subject(), Channel(conversation.channel), identifiers.purpose(purpose), now)
+            decision = self.channel_decision(contact, conversation.channel, purpose, now)  # consent, quiet hours
             if decision.allowed:
                 conversation.send(message_id, body, author_id, purpose, now)
             else:

@@ -13,6 +13,7 @@ from psycopg.types.json import Jsonb
 from domain.appointment import Appointment
 from domain.contact import Contact
 from domain.conversation import Conversation
+from domain.voice import CallLogged
 from projections.base import View, clear
 from projections.inbox import preview
 
@@ -58,6 +59,7 @@ KINDS: dict[type, str] = {
     Appointment.MarkedNoShow: "appointment.no_show",
     Appointment.ReminderSent: "appointment.reminder_sent",
     Appointment.ReminderSkipped: "appointment.reminder_skipped",
+    CallLogged: "call",
 }
 
 
@@ -85,6 +87,8 @@ def detail(e: Any) -> dict[str, Any] | None:
         return {"message_id": str(e.message_id), "preview": preview(e.body)}
     if kind is Conversation.MessageRefused:
         return {"message_id": str(e.message_id), "reason": e.reason}
+    if kind is CallLogged:
+        return {"message_id": str(e.message_id), "call": e.kind, "duration": e.duration, "preview": preview(e.body)}
     if kind is Conversation.NoteAdded:
         return {"note_id": str(e.note_id), "preview": preview(e.text)}
     if isinstance(e, (Appointment.Event, Appointment.Booked)):
