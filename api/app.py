@@ -22,8 +22,8 @@ from api.live import LiveFeed
 from api.email_setup import start_listener
 from api.metrics import Metrics, timed
 from api.routes import (agent_socket, appointments, auth, calendar, contacts, conversations, email,
-                        reminder_policies, sandbox, sms_settings, twilio, unsubscribe, widget_admin,
-                        widget_socket)
+                        minors, reminder_policies, replay, sandbox, sms_settings, twilio,
+                        unsubscribe, widget_admin, widget_socket)
 from api.routes import settings as settings_routes
 from api.settings import Settings
 from api.widget_gateway import WidgetGateway
@@ -182,7 +182,7 @@ def create_app(
     app.add_middleware(RequestContext, metrics=metrics)  # outermost: times and tags everything inside
 
     for module in (auth, contacts, conversations, settings_routes, sandbox, agent_socket, appointments,
-                   reminder_policies, calendar, email, unsubscribe, sms_settings, twilio,
+                   reminder_policies, calendar, email, unsubscribe, sms_settings, twilio, replay, minors,
                    widget_admin, widget_socket):
         app.include_router(module.router)
 

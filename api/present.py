@@ -26,7 +26,7 @@ def plain(value: Any) -> Any:
 def contact(c: Contact, notes: list[dict[str, Any]]) -> dict[str, Any]:
     return plain({
         "contact_id": c.id, "name": c.name, "phone": c.phone, "email": c.email, "time_zone": c.time_zone,
-        "custom_fields": c.custom_fields, "tags": c.tags, "notes": notes,
+        "custom_fields": c.custom_fields, "tags": c.tags, "notes": notes, "date_of_birth": c.date_of_birth,
         "consents": [
             {"channel": k.split(":")[0], "purpose": k.split(":")[1], **v} for k, v in sorted(c.consents.items())
         ],

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Literal
 from uuid import UUID
 
@@ -48,6 +48,7 @@ class ContactCreate(Body):
     time_zone: str | None = Field(default=None, max_length=64)
     custom_fields: dict[str, str] = Field(default_factory=dict, max_length=50)
     default_region: str | None = Field(default=None, min_length=2, max_length=2, description="e.g. GB, for national numbers")
+    date_of_birth: date | None = Field(default=None, description="personal (sealed); flags minors when the guard is on")
 
 
 class ContactUpdate(Body):
@@ -57,6 +58,7 @@ class ContactUpdate(Body):
     time_zone: str | None = Field(default=None, max_length=64)
     custom_fields: dict[str, str | None] | None = Field(default=None, max_length=50)
     default_region: str | None = Field(default=None, min_length=2, max_length=2)
+    date_of_birth: date | None = None
 
 
 class MergeRequest(Body):

@@ -66,7 +66,7 @@ class PurposeInvalidError(DomainError):
 
 
 class FieldNotRectifiableError(DomainError):
-    """Only name, phone, email, time zone and custom fields can be rectified."""
+    """Only name, phone, email, time zone, custom fields and date of birth can be rectified."""
 
 
 class TimeZoneInvalidError(DomainError):
@@ -187,6 +187,14 @@ class PhoneNumberNotAttachedError(NotFoundError):
 
 class SmsSettingsInvalidError(DomainError):
     """An SMS or voice setting is not valid."""
+
+
+class DateOfBirthInvalidError(DomainError):
+    """A date of birth must be a past calendar date."""
+
+
+class MinimumAgeInvalidError(DomainError):
+    """The minimum age of the under-age guard must be 1 to 25 years."""
 
 
 class WidgetNotConfiguredError(NotFoundError):
