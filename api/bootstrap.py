@@ -23,6 +23,7 @@ from adapters.webchat import WebchatChannel
 from adapters.widget_visitors import SCHEMA_SQL as WIDGET_SQL
 from adapters.widget_visitors import VisitorStore
 from api.email_setup import wire_email
+from api.privacy_parts import Privacy, privacy_views
 from api.twilio_setup import twilio_channel
 from api.settings import Settings
 from domain.application import CommHub
@@ -57,6 +58,7 @@ class Hub:
     outbox: OutboxWorker
     embedded: EmbeddedPostgres | None = None
     reminders: ReminderWorker | None = None
+    privacy: Privacy | None = None
     extras: dict[str, Any] = field(default_factory=dict)
     running: bool = False
     follower: Callable[[int, float], bool] | None = None  # waits for another process's projections
@@ -76,6 +78,8 @@ class Hub:
         self.outbox.start()
         if self.reminders is not None:
             self.reminders.start()
+        if self.privacy is not None:
+            self.privacy.worker.start()
         self.running = True
         return self
 
@@ -83,6 +87,8 @@ class Hub:
         if self.running:
             if self.reminders is not None:
                 self.reminders.stop()
+            if self.privacy is not None:
+                self.privacy.worker.stop()
             self.outbox.stop()
             self.projections.stop()
         self.app.close()
@@ -137,7 +143,7 @@ def bootstrap(settings: Settings, *, database: Database | None = None) -> Hub:
     )
     email = wire_email(settings, app, database, vault)
     views = [Staff(), Directory(), Consents(), Inbox(), Messages(), Timeline(), Outbox(),
-             Handles(handles.digest, HANDLES_SQL), Appointments(), Reminders(), email.view,
+             Handles(handles.digest, HANDLES_SQL), Appointments(), Reminders(), email.view, *privacy_views(),
              WidgetVisitors(WIDGET_SQL)]
     runner = ProjectionRunner(app, database, views)
     runner.setup()
@@ -154,6 +160,8 @@ def bootstrap(settings: Settings, *, database: Database | None = None) -> Hub:
     runner.on_advance = advanced
     feeds = CalendarFeeds(database)
     feeds.setup()
+    privacy = Privacy.build(app, database, vault, runner, erasure_wait_seconds=settings.erasure_wait_seconds,
+                            retention_interval_seconds=settings.retention_interval_seconds)
     return Hub(settings=settings, database=database, vault=vault, app=app, handles=handles, tokens=tokens,
                projections=runner, outbox=outbox, embedded=embedded, reminders=reminders,
-               extras={"calendar_feeds": feeds, "email": email, "visitors": VisitorStore(vault)})
+               extras={"calendar_feeds": feeds, "email": email, "visitors": VisitorStore(vault)}, privacy=privacy)

@@ -30,6 +30,7 @@ from domain.errors import (
 from domain.identifiers import Channel, Purpose
 from domain.minors import MinorsCommands, check_date_of_birth
 from domain.ports import ContactHandles, KeyShredder
+from domain.privacy import PrivacyCommands
 from domain.sms import COMPLIANCE, SmsCommands, compliance_decision
 from domain.voice import VoiceCommands
 from domain.widget import WidgetCommands
@@ -61,7 +62,7 @@ class Owners:
 
 
 class CommHub(WidgetCommands, MinorsCommands, AppointmentCommands, EmailCommands, SmsCommands, VoiceCommands,
-             Application):
+             PrivacyCommands, Application):
     """All aggregates live in one application, so one notification log orders every event."""
 
     name = "commhub"

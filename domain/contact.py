@@ -211,6 +211,22 @@ class Contact(Aggregate):
         def apply(self, contact: Contact) -> None:
             contact.merged_into = self.survivor_id
 
+    class LegalHoldPlaced(Event):
+        """Their data must be kept (litigation, a regulator's request): erasure is refused until lifted."""
+
+        reference: str
+        actor_id: UUID | None
+        personal: ClassVar[dict[str, str]] = {"reference": SUBJECT}
+
+        def apply(self, contact: Contact) -> None:
+            contact.legal_hold = True
+
+    class LegalHoldLifted(Event):
+        actor_id: UUID | None
+
+        def apply(self, contact: Contact) -> None:
+            contact.legal_hold = False
+
     class Erased(Event):
         """The contact's data keys were shredded: every personal field of theirs now reads as erased."""
 
@@ -222,6 +238,8 @@ class Contact(Aggregate):
             contact.erased = True
             for attribute in Contact.personal_state:
                 setattr(contact, attribute, ERASED)
+
+    legal_hold = False  # a class default, so snapshots taken before legal holds existed still load
 
     def __init__(
         self,
@@ -362,6 +380,15 @@ class Contact(Aggregate):
     def mark_merged_into(self, survivor_id: UUID, actor_id: UUID | None, now: datetime) -> None:
         self._check_active()
         self._trigger(self.MergedInto, survivor_id=survivor_id, actor_id=actor_id, timestamp=now)
+
+    def place_legal_hold(self, reference: str, actor_id: UUID | None, now: datetime) -> None:
+        self._check_active(allow_merged=True)
+        if not self.legal_hold:
+            self._trigger(self.LegalHoldPlaced, reference=reference, actor_id=actor_id, timestamp=now)
+
+    def lift_legal_hold(self, actor_id: UUID | None, now: datetime) -> None:
+        if self.legal_hold:
+            self._trigger(self.LegalHoldLifted, actor_id=actor_id, timestamp=now)
 
     def erase(self, request_id: UUID, actor_id: UUID | None, now: datetime) -> None:
         if self.erased:

@@ -127,6 +127,28 @@ class SnoozeTimeInvalidError(DomainError):
     """A snooze time must include a time zone offset."""
 
 
+class ContactUnderLegalHoldError(DomainError):
+    """The contact is under legal hold: their data must be kept, so erasure is refused until the hold is lifted."""
+
+    status = 409
+
+
+class ErasureNotFoundError(NotFoundError):
+    """No such erasure request in this workspace."""
+
+
+class ErasureReasonInvalidError(DomainError):
+    """The erasure reason is not one of the listed grounds."""
+
+
+class ReferenceInvalidError(DomainError):
+    """A reference must be 1-64 letters, digits or . _ : / # - (a ticket number, never personal data)."""
+
+
+class RetentionPolicyInvalidError(DomainError):
+    """Retention periods must be whole days between 1 and 36,500."""
+
+
 class AppointmentNotFoundError(NotFoundError):
     """No such appointment in this workspace."""
 
