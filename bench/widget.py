@@ -48,7 +48,7 @@ from websockets.asyncio.client import ClientConnection, connect
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from adapters.kek import encode_kek, generate_kek  # noqa: E402
-from bench._common import console, fresh_schema, ms, percentile, ratio, server_url  # noqa: E402
+from bench._common import Findings, console, fresh_schema, ms, percentile, ratio, server_url  # noqa: E402
 
 ORIGIN = "http://bench.invalid"
 ECHO_SERVER = """
@@ -288,6 +288,16 @@ def report(args: argparse.Namespace, base: dict[str, Any], result: dict[str, Any
     console.print(trips)
     console.print(f"lost: {result['lost']}, doubled: {result['doubled']} "
                   f"(of {result['sent']} visitor messages and {result['replied']} replies)")
+    findings = Findings("widget")
+    findings.figure(f"memory per connection ({n:,} open)", per / 1024, per_echo / 1024, "KiB", better="lower",
+                    baseline_name="bare websockets echo server")
+    for label, values in (("visitor → agent socket", result["to_agent"]),
+                          ("agent REST reply → visitor", result["to_visitor"])):
+        findings.figure(f"{label} p99", percentile(values, 99) * 1000, echo99 * 1000, "ms", better="lower",
+                        baseline_name="websockets echo round trip")
+        findings.latencies(label, values)
+    findings.latencies("websockets echo (baseline)", base["round_trips"])
+    findings.write()
 
 
 async def run(args: argparse.Namespace, server: Any) -> None:
