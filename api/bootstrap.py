@@ -10,6 +10,8 @@ from adapters.calendar_feeds import CalendarFeeds
 from adapters.channels import ChannelSender, SandboxChannel
 from adapters.codec import MsgspecTranscoder
 from adapters.embedded_postgres import EmbeddedPostgres
+from adapters.fhir_integrations import FhirIntegrations
+from adapters.fhir_writeback import FhirWriteBackWorker
 from adapters.handles import SCHEMA_SQL as HANDLES_SQL
 from adapters.handles import HandleIndex
 from adapters.kek import load_keyring
@@ -26,6 +28,7 @@ from domain.identifiers import Channel
 from projections.appointments import Appointments
 from projections.consents import Consents
 from projections.directory import Directory
+from projections.fhir_writebacks import FhirWriteBacks
 from projections.handles import Handles
 from projections.inbox import Inbox
 from projections.messages import Messages
@@ -52,6 +55,7 @@ class Hub:
     outbox: OutboxWorker
     embedded: EmbeddedPostgres | None = None
     reminders: ReminderWorker | None = None
+    writeback: FhirWriteBackWorker | None = None
     extras: dict[str, Any] = field(default_factory=dict)
     running: bool = False
     follower: Callable[[int, float], bool] | None = None  # waits for another process's projections
@@ -71,6 +75,8 @@ class Hub:
         self.outbox.start()
         if self.reminders is not None:
             self.reminders.start()
+        if self.writeback is not None:
+            self.writeback.start()
         self.running = True
         return self
 
@@ -78,6 +84,8 @@ class Hub:
         if self.running:
             if self.reminders is not None:
                 self.reminders.stop()
+            if self.writeback is not None:
+                self.writeback.stop()
             self.outbox.stop()
             self.projections.stop()
         self.app.close()
@@ -128,20 +136,24 @@ def bootstrap(settings: Settings, *, database: Database | None = None) -> Hub:
     )
     email = wire_email(settings, app, database, vault)
     views = [Staff(), Directory(), Consents(), Inbox(), Messages(), Timeline(), Outbox(),
-             Handles(handles.digest, HANDLES_SQL), Appointments(), Reminders(), email.view]
+             Handles(handles.digest, HANDLES_SQL), Appointments(), Reminders(), email.view, FhirWriteBacks()]
     runner = ProjectionRunner(app, database, views)
     runner.setup()
     tokens.setup()
     outbox = OutboxWorker(app, database, {**channel_senders(settings), **email.senders})
     reminders = ReminderWorker(app, database, poll_seconds=settings.reminder_poll_seconds)
+    integrations = FhirIntegrations(vault)
+    integrations.setup()
+    writeback = FhirWriteBackWorker(app, database, integrations, poll_seconds=settings.reminder_poll_seconds)
 
     def advanced(position: int) -> None:
         outbox.wake(position)
         reminders.wake(position)
+        writeback.wake(position)
 
     runner.on_advance = advanced
     feeds = CalendarFeeds(database)
     feeds.setup()
     return Hub(settings=settings, database=database, vault=vault, app=app, handles=handles, tokens=tokens,
                projections=runner, outbox=outbox, embedded=embedded, reminders=reminders,
-               extras={"calendar_feeds": feeds, "email": email})
+               writeback=writeback, extras={"calendar_feeds": feeds, "email": email, "fhir_integrations": integrations})
