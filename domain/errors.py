@@ -137,6 +137,10 @@ class AppointmentTimeInvalidError(DomainError):
 
 class AppointmentTransitionInvalidError(DomainError):
     """The appointment's status does not allow this change."""
+
+    status = 409
+
+
 class InboundAddressTakenError(DomainError):
     """Another workspace already receives mail at this address."""
 
@@ -153,6 +157,8 @@ class ReminderPolicyInvalidError(DomainError):
 
 class ReminderPolicyNotFoundError(NotFoundError):
     """No such reminder policy in this workspace."""
+
+
 class EmailUnreadableError(DomainError):
     """The email could not be read: it has no valid sender or is not a MIME message."""
 

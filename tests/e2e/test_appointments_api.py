@@ -3,6 +3,7 @@ confirmed by a reply, batch/ICS/FHIR imports, the secret ICS feed, and the conta
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import Iterator
@@ -16,7 +17,8 @@ from playwright.sync_api import expect, sync_playwright
 
 from adapters.fhir import signature, workspace_secret
 from adapters.postgres import Database
-from tests.e2e.api_support import Api, assert_problem, demo_login, login, phone_number, unique, wait_for
+from tests.e2e.api_support import (Api, AgentSocket, assert_problem, demo_login, login, phone_number, unique,
+                                   wait_for)
 from tests.e2e.conftest import Server, start_server, stop_server
 
 FHIR_SECRET = "f" * 16 + uuid.uuid4().hex
@@ -196,7 +198,33 @@ def test_the_fhir_webhook_books_moves_and_cancels_by_appointment_id_and_refuses_
     assert_problem(push({"resourceType": "Appointment"}), 422)
 
 
-def test_an_agent_books_an_appointment_from_the_contact_panel(server, owner):
+def test_appointments_another_agent_books_and_cancels_reach_the_owners_websocket_without_sealed_fields(
+        server, owner, agent):
+    contact = new_contact(agent)
+    service = unique("Private consultation")
+
+    async def scenario() -> list[dict]:
+        socket = AgentSocket(server.url, owner.token)
+        await socket.connect()
+        try:
+            booked = await asyncio.to_thread(agent.ok, "POST", "/api/v1/appointments", {
+                "contact_id": contact["contact_id"], "service": service, "starts_at": at(60 * 50),
+                "ends_at": at(60 * 51), "location": "Room 9"})
+            await asyncio.to_thread(agent.ok, "POST", f"/api/v1/appointments/{booked['appointment_id']}/cancel",
+                                    {"reason": "Feeling better"})
+            updates = await socket.collect(lambda seen: any(u["type"] == "appointment.cancelled" for u in seen), 20)
+        finally:
+            await socket.close()
+        return [u for u in updates if u.get("appointment_id") == booked["appointment_id"]]
+
+    updates = asyncio.run(asyncio.wait_for(scenario(), timeout=40))
+    assert [(u["type"], u["status"]) for u in updates] == [("appointment.booked", "booked"),
+                                                           ("appointment.cancelled", "cancelled")]
+    assert {u["contact_id"] for u in updates} == {contact["contact_id"]} and updates[0]["location"] == "Room 9"
+    assert service not in json.dumps(updates) and "Feeling better" not in json.dumps(updates)
+
+
+def test_an_agent_books_an_appointment_from_the_contact_panel(server, owner, agent):
     credentials = json.loads((server.data_dir / "demo-login.json").read_text())
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=[
@@ -223,6 +251,16 @@ def test_an_agent_books_an_appointment_from_the_contact_panel(server, owner):
             expect(item).to_contain_text("Follow-up consultation")
             expect(item).to_contain_text("Room 4")
             expect(page.locator("#timeline")).to_contain_text("Appointment booked")
+
+            mine = [a for a in owner.ok("GET", "/api/v1/appointments", params={"limit": 500})["items"]
+                    if a["service"] == "Follow-up consultation"]
+            agent.ok("POST", "/api/v1/appointments", {  # someone else books: the open panel shows it live
+                "contact_id": mine[0]["contact_id"], "service": "Booked elsewhere", "starts_at": at(60 * 100),
+                "ends_at": at(60 * 101)})
+            expect(page.locator("#appointments")).to_contain_text("Booked elsewhere")
+            agent.ok("POST", f"/api/v1/appointments/{mine[0]['appointment_id']}/cancel", {})
+            expect(item.filter(has_text="Follow-up consultation")).to_have_count(0)
+            expect(page.locator("#timeline")).to_contain_text("Appointment cancelled")
             assert errors == []
         finally:
             browser.close()
