@@ -132,32 +132,55 @@ def test_a_batch_import_is_all_or_nothing_and_repeating_it_changes_nothing(owner
 
 def test_an_ics_upload_books_appointments_and_the_secret_staff_feed_parses_back_and_can_be_revoked(server, owner):
     email = f"{unique('ics')}@example.org"
+    year = datetime.now(UTC).year + 1  # a spring date in summer time, within two years
     uid = unique("uid")
     upload = (
         "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nBEGIN:VEVENT\r\n"
-        f"UID:{uid}\r\nDTSTAMP:20260101T000000Z\r\nDTSTART;TZID=Europe/London:20300402T093000\r\n"
-        "DTEND;TZID=Europe/London:20300402T100000\r\nSUMMARY:Sports massage\r\nLOCATION:Room 1\r\n"
+        f"UID:{uid}\r\nDTSTAMP:20260101T000000Z\r\nDTSTART;TZID=Europe/London:{year}0402T093000\r\n"
+        f"DTEND;TZID=Europe/London:{year}0402T100000\r\nSUMMARY:Sports massage\r\nLOCATION:Room 1\r\n"
         f"ATTENDEE;CN=Ivy Calendar:mailto:{email}\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n")
     headers = {"Content-Type": "text/calendar"}
     imported = owner.ok("POST", "/api/v1/appointments/import/ics", content=upload.encode(), headers=headers)["items"]
     assert_problem(owner.post("/api/v1/appointments/import/ics", content=b"BEGIN:nonsense", headers=headers), 422)
     appointment = owner.ok("GET", f"/api/v1/appointments/{imported[0]['appointment_id']}")
-    assert appointment["starts_at"] == "2030-04-02T08:30:00+00:00" and appointment["time_zone"] == "Europe/London"
+    assert appointment["starts_at"] == f"{year}-04-02T08:30:00+00:00" and appointment["time_zone"] == "Europe/London"
     owner.ok("POST", f"/api/v1/appointments/{appointment['appointment_id']}/reschedule", {
         "starts_at": appointment["starts_at"], "ends_at": appointment["ends_at"], "staff_id": owner.me["staff_id"]})
 
     feed = owner.ok("POST", "/api/v1/calendar/feeds", {"staff_id": owner.me["staff_id"]})
     assert email not in feed["url"] and owner.me["staff_id"] not in feed["url"]
-    response = httpx.get(f"{server.url}{feed['url']}")
+    response = httpx.get(f"{server.url}{feed['url']}?future_days=730")  # next spring may be >1 year ahead
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/calendar")
     events = {str(e["uid"]): e for e in Calendar.from_ical(response.text).walk("VEVENT")}
     event = events[f"{appointment['appointment_id']}@commhub"]
     assert str(event["summary"]) == "Sports massage" and str(event["location"]) == "Room 1"
-    assert event.decoded("dtstart") == datetime(2030, 4, 2, 8, 30, tzinfo=UTC)
+    assert event.decoded("dtstart") == datetime(year, 4, 2, 8, 30, tzinfo=UTC)
     assert "Ivy" not in response.text and email not in response.text
 
     owner.request("DELETE", f"/api/v1/calendar/feeds/{feed['feed_id']}")
     assert_problem(httpx.get(f"{server.url}{feed['url']}"), 404)
+
+
+def test_the_staff_feed_covers_30_days_back_to_a_year_ahead_unless_asked_for_another_window(server, owner, agent):
+    contact = new_contact(agent)
+    ids = {}
+    for label, days in (("long ago", -40), ("last week", -7), ("in three months", 90), ("next year", 400)):
+        ids[label] = agent.ok("POST", "/api/v1/appointments", {
+            "contact_id": contact["contact_id"], "service": f"Window {label}", "starts_at": at(days * 24 * 60),
+            "ends_at": at(days * 24 * 60 + 30), "staff_id": agent.me["staff_id"]})["appointment_id"]
+    feed = agent.ok("POST", "/api/v1/calendar/feeds", {"staff_id": agent.me["staff_id"]})
+
+    def labels(query: str = "") -> set[str]:
+        response = httpx.get(f"{server.url}{feed['url']}{query}")
+        assert response.status_code == 200, response.text
+        uids = {str(e["uid"]) for e in Calendar.from_ical(response.text).walk("VEVENT")}
+        return {label for label, appointment_id in ids.items() if f"{appointment_id}@commhub" in uids}
+
+    assert labels() == {"last week", "in three months"}
+    assert labels("?past_days=60&future_days=500") == set(ids)
+    assert labels("?past_days=0&future_days=30") == set()
+    assert_problem(httpx.get(f"{server.url}{feed['url']}?future_days=0"), 422)
+    assert_problem(httpx.get(f"{server.url}{feed['url']}?past_days=-1"), 422)
 
 
 def fhir_bundle(appointment_id: str, phone: str, start: str, status: str = "booked") -> dict:
