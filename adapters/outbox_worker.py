@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import random
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Mapping
 
@@ -24,12 +25,14 @@ class OutboxWorker:
     def __init__(
         self, app: CommHub, database: Database, channels: Mapping[str, ChannelSender], *,
         max_attempts: int = 8, base_delay: float = 2.0, clock: Callable[[], datetime] | None = None,
+        concurrency: int = 1,
     ) -> None:
         self.app = app
         self.database = database
         self.channels = channels
         self.max_attempts = max_attempts
         self.base_delay = base_delay
+        self.concurrency = max(1, concurrency)  # sends of one batch in parallel: each row is leased to us
         self.clock = clock or (lambda: datetime.now(timezone.utc))
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -61,16 +64,24 @@ class OutboxWorker:
                 " RETURNING message_id, workspace_id, conversation_id, contact_id, channel, body, attempts, purpose",
                 (now + LEASE, now, limit),
             ).fetchall()
-        for index, (*fields, purpose) in enumerate(rows):
-            if self._stopping.is_set():  # shutting down: hand the rest back instead of holding their lease
-                self._release([row[0] for row in rows[index:]])
-                break
+        def handle(row: tuple[Any, ...]) -> None:
+            *fields, purpose = row
+            if self._stopping.is_set():  # shutting down: hand it back instead of holding its lease
+                self._release([row[0]])
+                return
             message = OutboundMessage(*fields)
             refusal = self._refusal(message, purpose, now)
             if refusal is None:
                 self._deliver(message)
             else:
                 self._cancel(message, refusal)
+
+        if self.concurrency > 1 and len(rows) > 1:
+            with ThreadPoolExecutor(min(self.concurrency, len(rows)), thread_name_prefix="commhub-send") as pool:
+                list(pool.map(handle, rows))
+        else:
+            for row in rows:
+                handle(row)
         return len(rows)
 
     def _release(self, message_ids: list[Any]) -> None:

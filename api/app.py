@@ -22,7 +22,7 @@ from api.live import LiveFeed
 from api.email_setup import start_listener
 from api.metrics import Metrics, timed
 from api.routes import (agent_socket, appointments, auth, calendar, contacts, conversations, email,
-                        fhir_writeback, reminder_policies, sandbox, unsubscribe)
+                        fhir_writeback, reminder_policies, sandbox, sms_settings, twilio, unsubscribe)
 from api.routes import settings as settings_routes
 from api.settings import Settings
 
@@ -178,7 +178,7 @@ def create_app(
     app.add_middleware(RequestContext, metrics=metrics)  # outermost: times and tags everything inside
 
     for module in (auth, contacts, conversations, settings_routes, sandbox, agent_socket, appointments,
-                   reminder_policies, calendar, fhir_writeback, email, unsubscribe):
+                   reminder_policies, calendar, fhir_writeback, email, unsubscribe, sms_settings, twilio):
         app.include_router(module.router)
 
     @app.get("/healthz", tags=["operations"])

@@ -22,6 +22,7 @@ from adapters.reminder_worker import ReminderWorker
 from adapters.sealing import SealingMapper
 from adapters.tokens import TokenStore
 from api.email_setup import wire_email
+from api.twilio_setup import twilio_channel
 from api.settings import Settings
 from domain.application import CommHub
 from domain.identifiers import Channel
@@ -113,10 +114,13 @@ def start_database(settings: Settings) -> tuple[Database, EmbeddedPostgres | Non
     return database, embedded
 
 
-def channel_senders(settings: Settings) -> dict[str, ChannelSender]:
+def channel_senders(settings: Settings, app: CommHub | None = None) -> dict[str, ChannelSender]:
     """Without provider credentials every channel is the sandbox: outbound is captured, not sent."""
     sandbox = SandboxChannel()
-    return {channel.value: sandbox for channel in Channel}
+    senders: dict[str, ChannelSender] = {channel.value: sandbox for channel in Channel}
+    if settings.twilio_enabled and app is not None:
+        senders[Channel.SMS.value] = twilio_channel(settings, app)
+    return senders
 
 
 def bootstrap(settings: Settings, *, database: Database | None = None) -> Hub:
@@ -140,7 +144,9 @@ def bootstrap(settings: Settings, *, database: Database | None = None) -> Hub:
     runner = ProjectionRunner(app, database, views)
     runner.setup()
     tokens.setup()
-    outbox = OutboxWorker(app, database, {**channel_senders(settings), **email.senders})
+    outbox = OutboxWorker(app, database, {**channel_senders(settings, app), **email.senders},
+                          max_attempts=settings.outbox_max_attempts, base_delay=settings.outbox_base_delay,
+                          concurrency=settings.outbox_concurrency)
     reminders = ReminderWorker(app, database, poll_seconds=settings.reminder_poll_seconds)
     integrations = FhirIntegrations(vault)
     integrations.setup()

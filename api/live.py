@@ -52,7 +52,7 @@ def to_update(event: Any, position: int) -> dict[str, Any] | None:
             "at": event.timestamp.isoformat(),
         }
         for field in ("message_id", "body", "author_id", "status", "error_code", "reason", "assignee_id", "label",
-                      "note_id", "text", "channel", "until", "attachments"):
+                      "note_id", "text", "channel", "until", "attachments", "kind", "duration"):
             if field in event.__dict__:
                 update[field] = plain(event.__dict__[field])
         if isinstance(event, MESSAGE_EVENTS):

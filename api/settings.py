@@ -39,6 +39,25 @@ class Settings:
     reminder_poll_seconds: float = 5.0
     fhir_webhook_secret: str | None = field(default=None, repr=False)
     email: EmailSettings = field(default_factory=EmailSettings)
+    public_url: str | None = None
+    twilio_account_sid: str | None = None
+    twilio_auth_token: str | None = field(default=None, repr=False)
+    twilio_api_url: str = "https://api.twilio.com"
+    twilio_from: str | None = None
+    twilio_timeout: float = 10.0
+    outbox_max_attempts: int = 8
+    outbox_base_delay: float = 2.0
+    outbox_concurrency: int = 4
+
+    @property
+    def twilio_enabled(self) -> bool:
+        """Real SMS needs both credentials; without them SMS is captured by the sandbox."""
+        return bool(self.twilio_account_sid and self.twilio_auth_token)
+
+    @property
+    def public_base_url(self) -> str:
+        """The URL providers call us at (behind a proxy: COMMHUB_PUBLIC_URL), without a trailing slash."""
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
 
     @property
     def resolved_kek_file(self) -> Path:
@@ -73,6 +92,15 @@ class Settings:
             reminder_poll_seconds=_number(env, "COMMHUB_REMINDER_POLL_SECONDS", 5.0) or 5.0,
             fhir_webhook_secret=_fhir_secret(env.get("COMMHUB_FHIR_WEBHOOK_SECRET") or None),
             email=EmailSettings.from_env(env),
+            public_url=_url(env, "COMMHUB_PUBLIC_URL"),
+            twilio_account_sid=env.get("COMMHUB_TWILIO_ACCOUNT_SID") or None,
+            twilio_auth_token=env.get("COMMHUB_TWILIO_AUTH_TOKEN") or None,
+            twilio_api_url=_url(env, "COMMHUB_TWILIO_API_URL") or "https://api.twilio.com",
+            twilio_from=env.get("COMMHUB_TWILIO_FROM") or None,
+            twilio_timeout=_number(env, "COMMHUB_TWILIO_TIMEOUT", 10.0),
+            outbox_max_attempts=max(1, int(_number(env, "COMMHUB_OUTBOX_MAX_ATTEMPTS", 8))),
+            outbox_base_delay=_number(env, "COMMHUB_OUTBOX_BASE_DELAY", 2.0),
+            outbox_concurrency=max(1, int(_number(env, "COMMHUB_OUTBOX_CONCURRENCY", 4))),
         )
 
 
@@ -100,3 +128,10 @@ def _number(env: Mapping[str, str], name: str, default: float) -> float:
     if value < 0:
         raise SettingsError(f"{name} must not be negative")
     return value
+
+
+def _url(env: Mapping[str, str], name: str) -> str | None:
+    raw = env.get(name) or None
+    if raw is not None and not raw.startswith(("http://", "https://")):
+        raise SettingsError(f"{name} must start with http:// or https://")
+    return raw.rstrip("/") if raw else None

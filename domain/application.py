@@ -29,6 +29,8 @@ from domain.errors import (
 )
 from domain.identifiers import Channel, Purpose
 from domain.ports import ContactHandles, KeyShredder
+from domain.sms import COMPLIANCE, SmsCommands, compliance_decision
+from domain.voice import VoiceCommands
 from domain.workspace import StaffMember, Workspace, WorkspaceSlug
 
 last_position: ContextVar[int] = ContextVar("last_position", default=0)
@@ -56,7 +58,7 @@ class Owners:
         self._seen[(kind.__name__, aggregate_id)] = workspace_id
 
 
-class CommHub(AppointmentCommands, EmailCommands, Application):
+class CommHub(AppointmentCommands, EmailCommands, SmsCommands, VoiceCommands, Application):
     """All aggregates live in one application, so one notification log orders every event."""
 
     name = "commhub"
@@ -261,6 +263,8 @@ class CommHub(AppointmentCommands, EmailCommands, Application):
 
     def may_send(self, workspace_id: UUID, contact_id: UUID, channel: str, purpose: str, now: datetime) -> SendDecision:
         contact = self.get_contact(workspace_id, contact_id)
+        if purpose == COMPLIANCE:
+            return compliance_decision(contact.consent_subject())
         return may_send(contact.consent_subject(), Channel(channel), Purpose(purpose), now)
 
     # Conversations -------------------------------------------------------------------------
@@ -346,7 +350,7 @@ class CommHub(AppointmentCommands, EmailCommands, Application):
         def attempt() -> tuple[UUID, SendDecision]:
             conversation = self.get_conversation(workspace_id, conversation_id)
             contact = self.get_contact(workspace_id, conversation.contact_id)
-            decision = may_send(contact.consent_subject(), Channel(conversation.channel), identifiers.purpose(purpose), now)
+            decision = self.channel_decision(contact, conversation.channel, purpose, now)  # consent, quiet hours
             if decision.allowed:
                 conversation.send(message_id, body, author_id, purpose, now)
             else:

@@ -27,6 +27,7 @@ class Refusal(StrEnum):
     EXPIRED = "consent_expired"
     NO_CONSENT = "no_marketing_consent"
     NO_ADDRESS = "no_address_for_channel"
+    QUIET_HOURS = "quiet_hours"
 
 
 @dataclass(frozen=True)

@@ -209,6 +209,8 @@ class Conversation(Aggregate):
         current = self.outbound.get(str(message_id))
         if current is None or current == status or status not in DELIVERY_STATUSES:
             return False
+        if status == "queued" and current == "sent":  # a late callback never moves a status back
+            return False
         self._trigger(self.MessageDeliveryUpdated, message_id=message_id, status=status, error_code=error_code,
                       timestamp=now)
         return True

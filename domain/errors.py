@@ -141,12 +141,6 @@ class AppointmentTransitionInvalidError(DomainError):
     status = 409
 
 
-class InboundAddressTakenError(DomainError):
-    """Another workspace already receives mail at this address."""
-
-    status = 409
-
-
 class AppointmentFieldInvalidError(DomainError):
     """Service, location and notes must be text of bounded length."""
 
@@ -159,6 +153,12 @@ class ReminderPolicyNotFoundError(NotFoundError):
     """No such reminder policy in this workspace."""
 
 
+class InboundAddressTakenError(DomainError):
+    """Another workspace already receives mail at this address."""
+
+    status = 409
+
+
 class EmailUnreadableError(DomainError):
     """The email could not be read: it has no valid sender or is not a MIME message."""
 
@@ -169,3 +169,21 @@ class EmailNotRoutedError(DomainError):
 
 class AttachmentNotFoundError(NotFoundError):
     """No such attachment in this workspace."""
+
+
+class QuietHoursInvalidError(DomainError):
+    """Quiet hours must be two HH:MM times."""
+
+
+class PhoneNumberTakenError(DomainError):
+    """Another workspace already owns this phone number."""
+
+    status = 409
+
+
+class PhoneNumberNotAttachedError(NotFoundError):
+    """No workspace owns this phone number."""
+
+
+class SmsSettingsInvalidError(DomainError):
+    """An SMS or voice setting is not valid."""

@@ -6,8 +6,13 @@ Pure functions over plain values, so any channel can ask them (SMS, email, remin
 from __future__ import annotations
 
 from dataclasses import dataclass
+import re
 from datetime import datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
+
+from domain.errors import QuietHoursInvalidError
+
+HH_MM = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])$")
 
 
 @dataclass(frozen=True)
@@ -17,12 +22,24 @@ class QuietHours:
     start: time
     end: time
 
+    @classmethod
+    def parse(cls, start: str, end: str) -> QuietHours:
+        """Strict ``HH:MM`` times, as staff type them in settings."""
+        return cls(_clock(start), _clock(end))
+
     def contains(self, local: time) -> bool:
         if self.start == self.end:
             return False
         if self.start < self.end:
             return self.start <= local < self.end
         return local >= self.start or local < self.end
+
+
+def _clock(value: str) -> time:
+    match = HH_MM.fullmatch(value) if isinstance(value, str) else None
+    if match is None:
+        raise QuietHoursInvalidError("quiet hours must be given as HH:MM, e.g. 21:00")
+    return time(int(match.group(1)), int(match.group(2)))
 
 
 def is_quiet(instant: datetime, zone: str, quiet: QuietHours | None) -> bool:

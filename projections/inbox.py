@@ -11,9 +11,12 @@ from typing import Any
 from domain.contact import Contact
 from domain.conversation import Conversation
 from domain.email import strip_quoted
+from domain.voice import CallLogged
 from projections.base import View, clear
 
 PREVIEW_LENGTH = 140
+CALL_PREVIEWS = {"started": "Incoming call", "answered": "Call answered", "missed": "Missed call",
+                 "voicemail": "Voicemail", "transcription": "Voicemail transcription"}
 
 DDL = """
 CREATE TABLE IF NOT EXISTS commhub_inbox (
@@ -64,6 +67,7 @@ class Inbox(View):
         Conversation.Unlabelled: "unlabelled",
         Conversation.Snoozed: "snoozed",
         Conversation.Read: "read",
+        CallLogged: "call",
         Contact.Erased: "erased",
     }
 
@@ -85,6 +89,13 @@ class Inbox(View):
 
     def refused(self, conn: Any, e: Conversation.MessageRefused, position: int) -> None:
         self._set(conn, e, position, "last_activity = %s", e.timestamp)
+
+    def call(self, conn: Any, e: CallLogged, position: int) -> None:
+        wakes = e.kind in ("missed", "voicemail")
+        text = preview(e.body) or CALL_PREVIEWS.get(e.kind)
+        self._set(conn, e, position, "last_activity = %s, last_direction = 'in', preview = %s,"
+                  " message_count = message_count + 1, unread = unread + %s"
+                  + (", status = 'open', snoozed_until = NULL" if wakes else ""), e.timestamp, text, int(wakes))
 
     def assigned(self, conn: Any, e: Conversation.Assigned, position: int) -> None:
         self._set(conn, e, position, "assignee_id = %s", e.assignee_id)

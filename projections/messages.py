@@ -9,6 +9,7 @@ from psycopg.types.json import Jsonb
 
 from domain.contact import Contact
 from domain.conversation import Conversation
+from domain.voice import CallLogged
 from projections.base import View, clear
 
 DDL = """
@@ -42,6 +43,7 @@ class Messages(View):
         Conversation.MessageRefused: "refused",
         Conversation.NoteAdded: "note",
         Conversation.MessageDeliveryUpdated: "delivery",
+        CallLogged: "call",
         Contact.Erased: "erased",
     }
 
@@ -58,6 +60,12 @@ class Messages(View):
 
     def note(self, conn: Any, e: Conversation.NoteAdded, position: int) -> None:
         self._insert(conn, e, position, e.note_id, "note", e.text, None, e.author_id, None, None)
+
+    def call(self, conn: Any, e: CallLogged, position: int) -> None:
+        """A call event shows in the voice thread; its status is the kind (missed, voicemail…)."""
+        attachments = clear(e.attachments)
+        self._insert(conn, e, position, e.message_id, "call", e.body, Jsonb(attachments) if attachments else None,
+                     None, e.kind, None)
 
     def delivery(self, conn: Any, e: Conversation.MessageDeliveryUpdated, position: int) -> None:
         conn.execute("UPDATE commhub_messages SET status = %s, error_code = %s WHERE message_id = %s",

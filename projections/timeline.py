@@ -13,6 +13,7 @@ from psycopg.types.json import Jsonb
 from domain.appointment import Appointment
 from domain.contact import Contact
 from domain.conversation import Conversation
+from domain.voice import CallLogged
 from projections.base import View, clear
 from projections.inbox import preview
 
@@ -60,6 +61,7 @@ KINDS: dict[type, str] = {
     Appointment.ReminderSkipped: "appointment.reminder_skipped",
     Appointment.WrittenBack: "appointment.written_back",
     Appointment.WriteBackFailed: "appointment.write_back_failed",
+    CallLogged: "call",
 }
 
 
@@ -87,6 +89,8 @@ def detail(e: Any) -> dict[str, Any] | None:
         return {"message_id": str(e.message_id), "preview": preview(e.body)}
     if kind is Conversation.MessageRefused:
         return {"message_id": str(e.message_id), "reason": e.reason}
+    if kind is CallLogged:
+        return {"message_id": str(e.message_id), "call": e.kind, "duration": e.duration, "preview": preview(e.body)}
     if kind is Conversation.NoteAdded:
         return {"note_id": str(e.note_id), "preview": preview(e.text)}
     if isinstance(e, (Appointment.Event, Appointment.Booked)):

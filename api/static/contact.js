@@ -9,6 +9,7 @@ const PAGE = 1000;
 // Live updates that add a timeline entry for their contact.
 const TIMELINE_UPDATES = new Set([
   "conversation.message_received", "conversation.message_sent", "conversation.message_refused", "conversation.note_added",
+  "conversation.call_logged",
 ]);
 
 export class ContactPanel {

@@ -14,8 +14,13 @@ const REFUSALS = {
   consent_expired: "the contact's consent has expired",
   no_marketing_consent: "there is no marketing consent",
   no_address_for_channel: "there is no address for this channel",
+  quiet_hours: "it is within quiet hours in the contact's time zone",
 };
+const CALLS = { started: "Incoming call", answered: "Call answered", missed: "Missed call", voicemail: "Voicemail",
+  transcription: "Voicemail transcription" };
 const FINAL = new Set(["delivered", "undelivered", "failed", "captured", "refused"]);
+
+export const callText = (kind) => CALLS[kind] ?? "Call";
 
 export const channelName = (channel) => CHANNELS[channel] ?? channel ?? "";
 export const statusText = (status, errorCode) =>
@@ -101,6 +106,7 @@ export function timelineText(entry) {
     case "appointment.write_back_failed": return `Could not write the status back to the source system${d.http_status ? ` (HTTP ${d.http_status})` : ""}`;
     case "appointment.reminder_sent": return `Reminder sent${d.channel ? ` by ${channelName(d.channel)}` : ""}`;
     case "appointment.reminder_skipped": return `Reminder not sent (${(d.reason ?? "skipped").replace(/_/g, " ")})`;
+    case "call": return [CALLS[d.call] ?? "Call", d.duration ? `(${d.duration}s)` : "", d.preview ?? ""].filter(Boolean).join(" ");
     default: return plainKind(entry.kind);
   }
 }

@@ -1,6 +1,6 @@
 // Conversations the page knows about, kept current by REST reads and live updates.
 
-import { preview } from "./format.js";
+import { callText, preview } from "./format.js";
 
 const MESSAGE_FIELDS = ["last_activity", "last_direction", "preview", "message_count", "unread"];
 const time = (iso) => (iso ? Date.parse(iso) : 0);
@@ -28,6 +28,7 @@ export function reflects(row, update) {
     case "conversation.message_received":
     case "conversation.message_sent":
     case "conversation.message_refused":
+    case "conversation.call_logged":
       return time(row.last_activity) >= time(update.at);
     case "conversation.assigned": return (row.assignee_id ?? null) === (update.assignee_id ?? null);
     case "conversation.closed": return row.status === "closed";
@@ -85,6 +86,13 @@ export class ConversationStore {
       case "conversation.message_refused":
         if (newer) row.last_activity = update.at;
         break;
+      case "conversation.call_logged": {
+        const wakes = update.kind === "missed" || update.kind === "voicemail";
+        row.message_count += 1;
+        if (wakes) Object.assign(row, { status: "open", snoozed_until: null, unread: openAndVisible ? 0 : row.unread + 1 });
+        if (newer) Object.assign(row, { last_activity: update.at, last_direction: "in", preview: preview(update.body) || callText(update.kind) });
+        break;
+      }
       case "conversation.assigned": row.assignee_id = update.assignee_id ?? null; break;
       case "conversation.closed": row.status = "closed"; break;
       case "conversation.reopened": row.status = "open"; break;

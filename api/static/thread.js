@@ -2,7 +2,7 @@
 
 import { ApiError, get, post } from "./api.js";
 import { $, h, toast } from "./dom.js";
-import { channelName, displayName, longTime, refusalText, shortTime, statusRank, statusText } from "./format.js";
+import { callText, channelName, displayName, longTime, refusalText, shortTime, statusRank, statusText } from "./format.js";
 
 const PAGE = 500;
 
@@ -116,6 +116,9 @@ export class Thread {
       case "conversation.message_sent":
         this.merge({ ...base, message_id: update.message_id, kind: "out", body: update.body, status: "queued" });
         break;
+      case "conversation.call_logged":
+        this.merge({ ...base, message_id: update.message_id, kind: "call", body: update.body, status: update.kind, attachments: update.attachments });
+        break;
       case "conversation.message_refused":
         this.merge({ ...base, message_id: update.message_id, kind: "refused", body: update.body, status: "refused", reason: update.reason });
         break;
@@ -190,6 +193,7 @@ export class Thread {
       h("div", { class: "bubble" },
         message.kind === "note" ? h("span", { class: "bubble-tag" }, "Internal note") : null,
         message.kind === "refused" ? h("span", { class: "bubble-tag" }, "Not sent") : null,
+        message.kind === "call" ? h("span", { class: "bubble-tag" }, callText(message.status)) : null,
         h("p", { class: erased ? "body erased" : "body" }, erased ? "Message erased" : message.body),
         attachments,
         message.kind === "refused" ? h("p", { class: "refusal" }, `Not sent because ${refusalText(message.reason)}.`) : null),
