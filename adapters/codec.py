@@ -106,7 +106,15 @@ class MsgspecTranscoder(Transcoder):
     def _decode_datetime(self, data: memoryview) -> datetime:
         text, zone = self._unpack(data)
         value = datetime.fromisoformat(text)
-        return value.astimezone(ZoneInfo(zone)) if zone else value
+        if not zone:
+            return value
+        # The same wall time and fold as encoded, so a time in a DST gap or overlap comes back as it was
+        # (astimezone alone would move 02:00 in a spring-forward gap to 03:00: the same instant, not equal).
+        for fold in (0, 1):
+            local = value.replace(tzinfo=ZoneInfo(zone), fold=fold)
+            if local.utcoffset() == value.utcoffset():
+                return local
+        return value.astimezone(ZoneInfo(zone))
 
     def _decode_time(self, data: memoryview) -> time:
         text, zone = self._unpack(data)

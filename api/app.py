@@ -19,10 +19,12 @@ from fastapi.staticfiles import StaticFiles
 from api import logs, problems
 from api.bootstrap import Hub, bootstrap
 from api.live import LiveFeed
+from api.audit_trail import AuditMiddleware
 from api.email_setup import start_listener
 from api.metrics import Metrics, timed
-from api.routes import (agent_socket, appointments, auth, calendar, contacts, conversations, email,
-                        fhir_writeback, reminder_policies, sandbox, sms_settings, twilio, unsubscribe)
+from api.routes import (agent_socket, appointments, audit, auth, calendar, contacts, conversations, email,
+                        fhir_writeback, minors, privacy, reminder_policies, replay, sandbox, sms_settings, twilio,
+                        unsubscribe)
 from api.routes import settings as settings_routes
 from api.settings import Settings
 
@@ -113,7 +115,7 @@ class SecurityHeaders:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         path = scope.get("path", "")
-        page = path == "/" or path.startswith("/static/")
+        page = path in ("/", "/audit") or path.startswith("/static/")
         extra = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer")]
         if page:
             extra += [(b"content-security-policy", PAGE_POLICY.encode()), (b"cache-control", b"no-cache")]
@@ -173,12 +175,13 @@ def create_app(
     problems.install(app)
 
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES, exempt=(email.INBOUND_PATH,))
-
+    app.add_middleware(AuditMiddleware)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(RequestContext, metrics=metrics)  # outermost: times and tags everything inside
 
     for module in (auth, contacts, conversations, settings_routes, sandbox, agent_socket, appointments,
-                   reminder_policies, calendar, fhir_writeback, email, unsubscribe, sms_settings, twilio):
+                   reminder_policies, calendar, fhir_writeback, email, unsubscribe, sms_settings, twilio, replay,
+                   minors, privacy, audit):
         app.include_router(module.router)
 
     @app.get("/healthz", tags=["operations"])
@@ -213,6 +216,10 @@ def create_app(
     @app.get("/", include_in_schema=False)
     def inbox_page() -> FileResponse:
         return FileResponse(STATIC / "index.html")
+
+    @app.get("/audit", include_in_schema=False)
+    def audit_page() -> FileResponse:
+        return FileResponse(STATIC / "audit.html")
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app

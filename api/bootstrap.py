@@ -22,6 +22,7 @@ from adapters.reminder_worker import ReminderWorker
 from adapters.sealing import SealingMapper
 from adapters.tokens import TokenStore
 from api.email_setup import wire_email
+from api.privacy_parts import Privacy, privacy_views
 from api.twilio_setup import twilio_channel
 from api.settings import Settings
 from domain.application import CommHub
@@ -56,6 +57,7 @@ class Hub:
     outbox: OutboxWorker
     embedded: EmbeddedPostgres | None = None
     reminders: ReminderWorker | None = None
+    privacy: Privacy | None = None
     writeback: FhirWriteBackWorker | None = None
     extras: dict[str, Any] = field(default_factory=dict)
     running: bool = False
@@ -76,6 +78,8 @@ class Hub:
         self.outbox.start()
         if self.reminders is not None:
             self.reminders.start()
+        if self.privacy is not None:
+            self.privacy.worker.start()
         if self.writeback is not None:
             self.writeback.start()
         self.running = True
@@ -85,6 +89,8 @@ class Hub:
         if self.running:
             if self.reminders is not None:
                 self.reminders.stop()
+            if self.privacy is not None:
+                self.privacy.worker.stop()
             if self.writeback is not None:
                 self.writeback.stop()
             self.outbox.stop()
@@ -140,7 +146,8 @@ def bootstrap(settings: Settings, *, database: Database | None = None) -> Hub:
     )
     email = wire_email(settings, app, database, vault)
     views = [Staff(), Directory(), Consents(), Inbox(), Messages(), Timeline(), Outbox(),
-             Handles(handles.digest, HANDLES_SQL), Appointments(), Reminders(), email.view, FhirWriteBacks()]
+             Handles(handles.digest, HANDLES_SQL), Appointments(), Reminders(), email.view, *privacy_views(),
+             FhirWriteBacks()]
     runner = ProjectionRunner(app, database, views)
     runner.setup()
     tokens.setup()
@@ -160,6 +167,9 @@ def bootstrap(settings: Settings, *, database: Database | None = None) -> Hub:
     runner.on_advance = advanced
     feeds = CalendarFeeds(database)
     feeds.setup()
+    privacy = Privacy.build(app, database, vault, runner, erasure_wait_seconds=settings.erasure_wait_seconds,
+                            retention_interval_seconds=settings.retention_interval_seconds)
     return Hub(settings=settings, database=database, vault=vault, app=app, handles=handles, tokens=tokens,
                projections=runner, outbox=outbox, embedded=embedded, reminders=reminders,
-               writeback=writeback, extras={"calendar_feeds": feeds, "email": email, "fhir_integrations": integrations})
+               extras={"calendar_feeds": feeds, "email": email, "fhir_integrations": integrations}, privacy=privacy,
+               writeback=writeback)

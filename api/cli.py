@@ -19,6 +19,8 @@ from adapters.kek import encode_kek, generate_kek, load_keyring, previous_key_fi
 from adapters.key_vault import KeyVault, Tombstone, rotation_lock
 from api import logs
 from api.bootstrap import bootstrap, start_database
+from api.privacy_cli import register as register_privacy
+from api.replay_command import replay
 from api.settings import Settings
 from domain.errors import ContactNotFoundError
 
@@ -27,6 +29,8 @@ keys = typer.Typer(help="Key encryption keys, data keys and tombstones.", no_arg
 app.add_typer(keys, name="keys")
 projections = typer.Typer(help="Read models built from the events.", no_args_is_help=True)
 app.add_typer(projections, name="projections")
+app.command()(replay)
+register_privacy(app)
 console = Console()
 
 

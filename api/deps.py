@@ -35,13 +35,14 @@ HubDep = Annotated[Hub, Depends(get_hub)]
 
 
 def current_principal(
-    hub: HubDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    request: Request, hub: HubDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise HTTPException(401, "Authentication required", headers={"WWW-Authenticate": "Bearer"})
     principal = hub.tokens.resolve(credentials.credentials, now())
     if principal is None:
         raise HTTPException(401, "Token is invalid, expired or revoked", headers={"WWW-Authenticate": "Bearer"})
+    request.state.principal = principal  # the audit middleware records who read what
     return principal
 
 

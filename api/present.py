@@ -24,12 +24,13 @@ def plain(value: Any) -> Any:
 
 
 def contact(c: Contact, notes: list[dict[str, Any]]) -> dict[str, Any]:
+    consents = {} if c.consents is ERASED else c.consents  # an erased contact's consents read as erased
     return plain({
         "contact_id": c.id, "name": c.name, "phone": c.phone, "email": c.email, "time_zone": c.time_zone,
-        "custom_fields": c.custom_fields, "tags": c.tags, "notes": notes,
+        "custom_fields": c.custom_fields, "tags": c.tags, "notes": notes, "date_of_birth": c.date_of_birth,
         "consents": [
-            {"channel": k.split(":")[0], "purpose": k.split(":")[1], **v} for k, v in sorted(c.consents.items())
+            {"channel": k.split(":")[0], "purpose": k.split(":")[1], **v} for k, v in sorted(consents.items())
         ],
         "restricted": c.restricted, "objected_to_marketing": c.objected_to_marketing,
-        "merged_into": c.merged_into, "erased": c.erased, "created_at": c.created_on, "version": c.version,
+        "merged_into": c.merged_into, "erased": c.erased, "legal_hold": c.legal_hold, "created_at": c.created_on, "version": c.version,
     })

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Literal
 from uuid import UUID
 
@@ -48,6 +48,7 @@ class ContactCreate(Body):
     time_zone: str | None = Field(default=None, max_length=64)
     custom_fields: dict[str, str] = Field(default_factory=dict, max_length=50)
     default_region: str | None = Field(default=None, min_length=2, max_length=2, description="e.g. GB, for national numbers")
+    date_of_birth: date | None = Field(default=None, description="personal (sealed); flags minors when the guard is on")
 
 
 class ContactUpdate(Body):
@@ -57,6 +58,7 @@ class ContactUpdate(Body):
     time_zone: str | None = Field(default=None, max_length=64)
     custom_fields: dict[str, str | None] | None = Field(default=None, max_length=50)
     default_region: str | None = Field(default=None, min_length=2, max_length=2)
+    date_of_birth: date | None = None
 
 
 class MergeRequest(Body):
@@ -128,6 +130,14 @@ class StaffUpdate(Body):
     role: Literal["owner", "admin", "agent", "compliance"]
 
 
+class SandboxAttachment(Body):
+    """A file sent with a simulated message (base64); stored sealed under the contact's key."""
+
+    filename: str = Field(min_length=1, max_length=200)
+    content_type: str = Field(default="application/octet-stream", max_length=100)
+    content_base64: str = Field(min_length=1, max_length=700_000)
+
+
 class SandboxInbound(Body):
     channel: Literal["sms", "email", "webchat", "social"] = "sms"
     sender: str = Field(min_length=3, max_length=254, alias="from")
@@ -135,6 +145,7 @@ class SandboxInbound(Body):
     body: str = Text
     provider_message_id: str | None = Field(default=None, max_length=100)
     default_region: str | None = Field(default=None, min_length=2, max_length=2)
+    attachments: list[SandboxAttachment] = Field(default_factory=list, max_length=5)
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 

@@ -38,6 +38,8 @@ class Settings:
     shutdown_seconds: float = 20.0
     reminder_poll_seconds: float = 5.0
     fhir_webhook_secret: str | None = field(default=None, repr=False)
+    retention_interval_seconds: float = 3600.0
+    erasure_wait_seconds: float = 30.0
     email: EmailSettings = field(default_factory=EmailSettings)
     public_url: str | None = None
     twilio_account_sid: str | None = None
@@ -91,6 +93,8 @@ class Settings:
             shutdown_seconds=_number(env, "COMMHUB_SHUTDOWN_SECONDS", 20.0),
             reminder_poll_seconds=_number(env, "COMMHUB_REMINDER_POLL_SECONDS", 5.0) or 5.0,
             fhir_webhook_secret=_fhir_secret(env.get("COMMHUB_FHIR_WEBHOOK_SECRET") or None),
+            retention_interval_seconds=_number(env, "COMMHUB_RETENTION_INTERVAL_SECONDS", 3600.0),
+            erasure_wait_seconds=_number(env, "COMMHUB_ERASURE_WAIT_SECONDS", 30.0),
             email=EmailSettings.from_env(env),
             public_url=_url(env, "COMMHUB_PUBLIC_URL"),
             twilio_account_sid=env.get("COMMHUB_TWILIO_ACCOUNT_SID") or None,

@@ -3,6 +3,7 @@ and percentiles."""
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import uuid
@@ -67,3 +68,33 @@ def ratio(ours: float, baseline: float) -> str:
     if ours != ours or baseline != baseline or baseline <= 0:
         return "-"
     return f"{ours / baseline:.2f}"
+
+
+class Findings:
+    """What one bench measured, for ``bench/run_all.py``: headline figures (ours next to the baseline
+    of the same run), latency samples and cost-against-size curves. Written as JSON to the file named
+    by ``COMMHUB_BENCH_JSON`` when set; printing stays each bench's own business."""
+
+    def __init__(self, bench: str) -> None:
+        self.bench = bench
+        self.figures: list[dict[str, object]] = []
+        self.samples: dict[str, list[float]] = {}
+        self.curves: list[dict[str, object]] = []
+
+    def figure(self, name: str, ours: float, baseline: float | None, unit: str, *, better: str = "higher",
+               baseline_name: str = "") -> None:
+        """``better``: "higher" (throughput) or "lower" (latency, time)."""
+        self.figures.append({"name": name, "ours": ours, "baseline": baseline, "unit": unit, "better": better,
+                             "baseline_name": baseline_name})
+
+    def latencies(self, name: str, seconds: Sequence[float]) -> None:
+        self.samples[name] = [float(s) for s in seconds]
+
+    def curve(self, name: str, sizes: Sequence[float], values: Sequence[float], *, x: str, y: str) -> None:
+        self.curves.append({"name": name, "sizes": list(sizes), "values": list(values), "x": x, "y": y})
+
+    def write(self) -> None:
+        target = os.environ.get("COMMHUB_BENCH_JSON")
+        if target:
+            Path(target).write_text(json.dumps({"bench": self.bench, "figures": self.figures,
+                                                "samples": self.samples, "curves": self.curves}))

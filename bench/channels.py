@@ -44,7 +44,7 @@ from adapters.kek import encode_kek, generate_kek  # noqa: E402
 from adapters.twilio_sms import RoutedHttpClient  # noqa: E402
 from api.bootstrap import bootstrap, channel_senders  # noqa: E402
 from api.settings import Settings  # noqa: E402
-from bench._common import console, fresh_schema, ms, percentile, ratio, server_url, server_version  # noqa: E402
+from bench._common import Findings, console, fresh_schema, ms, percentile, ratio, server_url, server_version  # noqa: E402
 from tests.e2e.conftest import free_port, start_server, stop_server  # noqa: E402
 from tests.fake_twilio import FakeTwilio, signature  # noqa: E402
 
@@ -217,6 +217,19 @@ def main() -> None:
         table.add_row(label, ms(percentile(values, 50)), ms(percentile(values, 95)), ms(percentile(values, 99)),
                       ratio(percentile(values, 99), percentile(latency["baseline"], 99)))
     console.print(table)
+
+    findings = Findings("channels")
+    findings.figure(f"outbox → Twilio, {outbox['concurrency']} sends at a time", outbox["ours"], outbox["baseline"],
+                    "messages/s", baseline_name="twilio client → fake in a loop")
+    findings.figure("outbox → Twilio, one at a time", outbox["serial"], outbox["baseline"], "messages/s",
+                    baseline_name="twilio client → fake in a loop")
+    for p in (50, 99):
+        findings.figure(f"signed SMS webhook p{p}", percentile(latency["ours"], p) * 1000,
+                        percentile(latency["baseline"], p) * 1000, "ms", better="lower",
+                        baseline_name="bare FastAPI: verify + TwiML")
+    findings.latencies("SMS webhook (commhub)", latency["ours"])
+    findings.latencies("SMS webhook (bare FastAPI baseline)", latency["baseline"])
+    findings.write()
 
 
 if __name__ == "__main__":

@@ -48,14 +48,14 @@ from adapters.smtp_email import SmtpEmailSender, SmtpRelay  # noqa: E402
 from api.bootstrap import bootstrap  # noqa: E402
 from api.routes.email import signature_for  # noqa: E402
 from api.settings import Settings  # noqa: E402
-from bench._common import console, fresh_schema, ms, percentile, ratio, server_url  # noqa: E402
+from bench._common import Findings, console, fresh_schema, ms, percentile, ratio, server_url  # noqa: E402
 from tests.e2e.conftest import start_server, stop_server  # noqa: E402
 from tests.smtp_relay import Relay  # noqa: E402
 
 FROM = "clinic@harbour.example"
 
 
-def outbound(stack: ExitStack, url: str, tmp: Path, count: int) -> None:
+def outbound(stack: ExitStack, url: str, tmp: Path, count: int, findings: Findings) -> None:
     relay = stack.enter_context(Relay(tmp))
     database = fresh_schema(stack, url, "email_out")
     settings = Settings(database_url=url, db_schema=database.schema, data_dir=tmp, kek=encode_kek(generate_kek()))
@@ -102,6 +102,8 @@ def outbound(stack: ExitStack, url: str, tmp: Path, count: int) -> None:
     console.print(f"  bare aiosmtplib.send (baseline) : {count / raw:8.1f} emails/s")
     console.print(f"  ratio ours/baseline: {ratio(count / ours, count / raw)} (outbox), "
                   f"{ratio(count / sender_only, count / raw)} (sender alone)")
+    findings.figure("outbound email, outbox + sender", count / ours, count / raw, "emails/s",
+                    baseline_name="bare aiosmtplib.send")
 
 
 def mime(i: int) -> bytes:
@@ -115,7 +117,7 @@ def mime(i: int) -> bytes:
     return bytes(message)
 
 
-def inbound(stack: ExitStack, url: str, tmp: Path, count: int) -> None:
+def inbound(stack: ExitStack, url: str, tmp: Path, count: int, findings: Findings) -> None:
     database = fresh_schema(stack, url, "email_in")
     secret = uuid.uuid4().hex
     env = {"DATABASE_URL": url, "COMMHUB_DB_SCHEMA": database.schema, "COMMHUB_KEK": encode_kek(generate_kek()),
@@ -152,6 +154,10 @@ def inbound(stack: ExitStack, url: str, tmp: Path, count: int) -> None:
                       f"{ms(percentile(values, 99)):>10}")
     console.print(f"  stored messages/s one at a time: {count / sum(ours):.1f}; "
                   f"p95 ratio ours/healthz: {ratio(percentile(ours, 95), percentile(health, 95))}")
+    for p in (50, 99):
+        findings.figure(f"inbound email webhook p{p}", percentile(ours, p) * 1000, percentile(health, p) * 1000,
+                        "ms", better="lower", baseline_name="GET /healthz")
+    findings.latencies("inbound email webhook", ours)
 
 
 def main() -> None:
@@ -165,8 +171,10 @@ def main() -> None:
         console.print(f"PostgreSQL: {description}")
         (tmp / "out").mkdir()
         (tmp / "in").mkdir()
-        outbound(stack, url, tmp / "out", args.outbound)
-        inbound(stack, url, tmp / "in", args.inbound)
+        findings = Findings("email")
+        outbound(stack, url, tmp / "out", args.outbound, findings)
+        inbound(stack, url, tmp / "in", args.inbound, findings)
+        findings.write()
 
 
 if __name__ == "__main__":

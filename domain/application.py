@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Callable, TypeVar
 from uuid import UUID, uuid4
 
@@ -28,7 +28,9 @@ from domain.errors import (
     WorkspaceSlugTakenError,
 )
 from domain.identifiers import Channel, Purpose
+from domain.minors import MinorsCommands, check_date_of_birth
 from domain.ports import ContactHandles, KeyShredder
+from domain.privacy import PrivacyCommands
 from domain.sms import COMPLIANCE, SmsCommands, compliance_decision
 from domain.voice import VoiceCommands
 from domain.workspace import StaffMember, Workspace, WorkspaceSlug
@@ -58,7 +60,8 @@ class Owners:
         self._seen[(kind.__name__, aggregate_id)] = workspace_id
 
 
-class CommHub(AppointmentCommands, EmailCommands, SmsCommands, VoiceCommands, Application):
+class CommHub(MinorsCommands, AppointmentCommands, EmailCommands, SmsCommands, VoiceCommands, PrivacyCommands,
+              Application):
     """All aggregates live in one application, so one notification log orders every event."""
 
     name = "commhub"
@@ -170,10 +173,11 @@ class CommHub(AppointmentCommands, EmailCommands, SmsCommands, VoiceCommands, Ap
     def create_contact(
         self, *, workspace_id: UUID, contact_id: UUID, name: str, phone: str | None = None,
         email: str | None = None, time_zone: str | None = None, custom_fields: dict[str, str] | None = None,
-        actor_id: UUID | None = None, now: datetime,
+        actor_id: UUID | None = None, now: datetime, date_of_birth: date | None = None,
     ) -> UUID:
         self.check_workspace(workspace_id)
         contact = Contact.create(
+            date_of_birth=check_date_of_birth(date_of_birth, now) if date_of_birth is not None else None,
             contact_id=contact_id, workspace_id=workspace_id, name=name.strip(),
             phone=identifiers.e164(phone) if phone else None,
             email=identifiers.email(email) if email else None,
@@ -206,6 +210,8 @@ class CommHub(AppointmentCommands, EmailCommands, SmsCommands, VoiceCommands, Ap
             checked["email"] = identifiers.email(checked["email"])
         if checked.get("time_zone"):
             checked["time_zone"] = identifiers.time_zone(checked["time_zone"])
+        if checked.get("date_of_birth") is not None:
+            checked["date_of_birth"] = check_date_of_birth(checked["date_of_birth"], now)
         self._change(workspace_id, contact_id, lambda c: c.rectify(checked, actor_id, now))
 
     def tag_contact(self, workspace_id: UUID, contact_id: UUID, tag: str, actor_id: UUID | None, now: datetime) -> None:
@@ -263,9 +269,10 @@ class CommHub(AppointmentCommands, EmailCommands, SmsCommands, VoiceCommands, Ap
 
     def may_send(self, workspace_id: UUID, contact_id: UUID, channel: str, purpose: str, now: datetime) -> SendDecision:
         contact = self.get_contact(workspace_id, contact_id)
+        subject = self.consent_subject_of(contact, purpose)
         if purpose == COMPLIANCE:
-            return compliance_decision(contact.consent_subject())
-        return may_send(contact.consent_subject(), Channel(channel), Purpose(purpose), now)
+            return compliance_decision(subject)
+        return may_send(subject, Channel(channel), Purpose(purpose), now)
 
     # Conversations -------------------------------------------------------------------------
 

@@ -58,6 +58,7 @@ class AppointmentCommands:
     get_workspace: Callable[..., Any]
     _retrying: Callable[..., Any]
     _conversation_for: Callable[..., Conversation]
+    consent_subject_of: Callable[..., Any]
 
     # Appointments --------------------------------------------------------------------------
 
@@ -183,8 +184,8 @@ class AppointmentCommands:
             current = planned_at(policy, starts_at=appointment.starts_at, time_zone=appointment.time_zone,
                                  finished_at=appointment.finished_at, status=appointment.status) if policy else None
             channel = Channel(policy.channel) if policy else Channel.SMS
-            consent = may_send(contact.consent_subject(), channel, Purpose(policy.purpose if policy else
-                                                                           "transactional"), now)
+            purpose = Purpose(policy.purpose if policy else "transactional")
+            consent = may_send(self.consent_subject_of(contact, purpose), channel, purpose, now)
             zone = readable(contact.time_zone) or appointment.time_zone
             decision = decide(
                 policy=policy, planned=planned, current_plan=current, status=appointment.status,

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from uuid import UUID
 
 from domain.identifiers import Channel, Purpose
+from domain.minors import MinorsGuard, is_minor
 
 ADDRESSED_BY = {
     Channel.SMS: "phone",
@@ -28,6 +29,7 @@ class Refusal(StrEnum):
     NO_CONSENT = "no_marketing_consent"
     NO_ADDRESS = "no_address_for_channel"
     QUIET_HOURS = "quiet_hours"
+    MINOR = "under_minimum_age_for_marketing"
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,9 @@ class ConsentSubject:
     erased: bool = False
     merged: bool = False
     addresses: frozenset[str] = frozenset()
+    date_of_birth: date | None = None
+    time_zone: str | None = None  # the contact's, else the workspace's: where birthdays are counted
+    minors_guard: MinorsGuard = MinorsGuard()
 
 
 ALLOWED = SendDecision(True)
@@ -70,8 +75,8 @@ def may_send(subject: ConsentSubject, channel: Channel, purpose: Purpose, now: d
     """Decide whether a message on ``channel`` for ``purpose`` may go to this contact at ``now``.
 
     Transactional messages (reminders, replies) need no prior grant but stop on withdrawal;
-    marketing needs an explicit, unexpired grant and no objection. Erasure and restriction of
-    processing stop everything.
+    marketing needs an explicit, unexpired grant and no objection, and never goes to a contact the
+    workspace's under-age guard flags as a minor. Erasure and restriction of processing stop everything.
     """
     if subject.erased:
         return SendDecision(False, Refusal.ERASED)
@@ -81,6 +86,8 @@ def may_send(subject: ConsentSubject, channel: Channel, purpose: Purpose, now: d
         return SendDecision(False, Refusal.RESTRICTED)
     if purpose is Purpose.MARKETING and subject.objected_to_marketing:
         return SendDecision(False, Refusal.OBJECTED)
+    if purpose is Purpose.MARKETING and is_minor(subject.date_of_birth, now, subject.time_zone, subject.minors_guard):
+        return SendDecision(False, Refusal.MINOR)
     needed = ADDRESSED_BY.get(channel)
     if needed is not None and needed not in subject.addresses:
         return SendDecision(False, Refusal.NO_ADDRESS)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, ClassVar
 from uuid import UUID
 
@@ -17,9 +17,10 @@ from domain.errors import (
     FieldNotRectifiableError,
 )
 from domain.identifiers import Channel, Purpose
+from domain.minors import MinorsGuard
 from domain.personal import ERASED, SUBJECT, is_erased
 
-PROFILE_FIELDS = ("name", "phone", "email", "time_zone", "custom_fields")
+PROFILE_FIELDS = ("name", "phone", "email", "time_zone", "custom_fields", "date_of_birth")
 
 
 def _key(channel: str, purpose: str) -> str:
@@ -40,7 +41,9 @@ class Contact(Aggregate):
 
     personal_state: ClassVar[tuple[str, ...]] = (
         "name", "phone", "email", "time_zone", "custom_fields", "tags", "restriction_reason", "consents",
+        "date_of_birth",
     )
+    date_of_birth: date | None = None  # class default: contacts and snapshots from before it was recorded
 
     class Event(Aggregate.Event):
         workspace_id: UUID
@@ -53,8 +56,10 @@ class Contact(Aggregate):
         time_zone: str | None
         custom_fields: dict[str, str]
         actor_id: UUID | None
+        date_of_birth: date | None = None
         personal: ClassVar[dict[str, str]] = {
             "name": SUBJECT, "phone": SUBJECT, "email": SUBJECT, "time_zone": SUBJECT, "custom_fields": SUBJECT,
+            "date_of_birth": SUBJECT,
         }
 
     class Rectified(Event):
@@ -190,7 +195,7 @@ class Contact(Aggregate):
                     consents[key] = _stricter(consents.get(key), theirs)
             if is_erased(self.profile):
                 return
-            for field in ("phone", "email", "time_zone"):
+            for field in ("phone", "email", "time_zone", "date_of_birth"):
                 if getattr(contact, field) is None and self.profile.get(field):
                     setattr(contact, field, self.profile[field])
             fields = _writable(contact, "custom_fields", {})
@@ -206,6 +211,22 @@ class Contact(Aggregate):
         def apply(self, contact: Contact) -> None:
             contact.merged_into = self.survivor_id
 
+    class LegalHoldPlaced(Event):
+        """Their data must be kept (litigation, a regulator's request): erasure is refused until lifted."""
+
+        reference: str
+        actor_id: UUID | None
+        personal: ClassVar[dict[str, str]] = {"reference": SUBJECT}
+
+        def apply(self, contact: Contact) -> None:
+            contact.legal_hold = True
+
+    class LegalHoldLifted(Event):
+        actor_id: UUID | None
+
+        def apply(self, contact: Contact) -> None:
+            contact.legal_hold = False
+
     class Erased(Event):
         """The contact's data keys were shredded: every personal field of theirs now reads as erased."""
 
@@ -218,6 +239,8 @@ class Contact(Aggregate):
             for attribute in Contact.personal_state:
                 setattr(contact, attribute, ERASED)
 
+    legal_hold = False  # a class default, so snapshots taken before legal holds existed still load
+
     def __init__(
         self,
         workspace_id: UUID,
@@ -226,8 +249,10 @@ class Contact(Aggregate):
         email: str | None,
         time_zone: str | None,
         custom_fields: dict[str, str],
+        date_of_birth: date | None = None,
     ) -> None:
         self.workspace_id = workspace_id
+        self.date_of_birth = date_of_birth
         self.name = name
         self.phone = phone
         self.email = email
@@ -255,10 +280,12 @@ class Contact(Aggregate):
         custom_fields: dict[str, str],
         actor_id: UUID | None,
         now: datetime,
+        date_of_birth: date | None = None,
     ) -> Contact:
         return cls._create(
             cls.Created, id=contact_id, workspace_id=workspace_id, name=name, phone=phone, email=email,
             time_zone=time_zone, custom_fields=dict(custom_fields), actor_id=actor_id, timestamp=now,
+            date_of_birth=date_of_birth,
         )
 
     # Commands -----------------------------------------------------------------------------
@@ -342,7 +369,7 @@ class Contact(Aggregate):
         profile = {
             "name": duplicate.name, "phone": duplicate.phone, "email": duplicate.email,
             "time_zone": duplicate.time_zone, "custom_fields": dict(duplicate.custom_fields),
-            "tags": list(duplicate.tags),
+            "tags": list(duplicate.tags), "date_of_birth": duplicate.date_of_birth,
         }
         self._trigger(
             self.Merged, duplicate_id=duplicate.id, duplicate_subject_ids=duplicate.subject_ids, profile=profile, consents=dict(duplicate.consents),
@@ -353,6 +380,15 @@ class Contact(Aggregate):
     def mark_merged_into(self, survivor_id: UUID, actor_id: UUID | None, now: datetime) -> None:
         self._check_active()
         self._trigger(self.MergedInto, survivor_id=survivor_id, actor_id=actor_id, timestamp=now)
+
+    def place_legal_hold(self, reference: str, actor_id: UUID | None, now: datetime) -> None:
+        self._check_active(allow_merged=True)
+        if not self.legal_hold:
+            self._trigger(self.LegalHoldPlaced, reference=reference, actor_id=actor_id, timestamp=now)
+
+    def lift_legal_hold(self, actor_id: UUID | None, now: datetime) -> None:
+        if self.legal_hold:
+            self._trigger(self.LegalHoldLifted, actor_id=actor_id, timestamp=now)
 
     def erase(self, request_id: UUID, actor_id: UUID | None, now: datetime) -> None:
         if self.erased:
@@ -368,7 +404,7 @@ class Contact(Aggregate):
         """Every data subject whose key protects data of this contact (itself and merged duplicates)."""
         return [self.id, *self.absorbed]
 
-    def consent_subject(self) -> ConsentSubject:
+    def consent_subject(self, guard: MinorsGuard = MinorsGuard(), home_time_zone: str | None = None) -> ConsentSubject:
         if self.erased or is_erased(self.consents):
             return ConsentSubject(consents={}, erased=True)
         addresses = frozenset(f for f in ("phone", "email") if getattr(self, f) and not is_erased(getattr(self, f)))
@@ -382,6 +418,7 @@ class Contact(Aggregate):
         return ConsentSubject(
             consents=consents, restricted=self.restricted, objected_to_marketing=self.objected_to_marketing,
             erased=self.erased, merged=self.merged_into is not None, addresses=addresses,
+            date_of_birth=self.date_of_birth, time_zone=self.time_zone or home_time_zone, minors_guard=guard,
         )
 
     def _check_active(self, *, allow_merged: bool = False) -> None:

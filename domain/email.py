@@ -129,6 +129,7 @@ class EmailCommands:
     get_contact: Any
     get_conversation: Any
     get_workspace: Any
+    consent_subject_of: Any
 
     def attach_inbound_address(self, workspace_id: UUID, address: str, now: datetime) -> UUID:
         """Route mail for ``address`` to the workspace; attaching it again to the same workspace is a no-op."""
@@ -199,7 +200,8 @@ class EmailCommands:
             if conversation.channel != Channel.EMAIL.value:
                 raise ChannelInvalidError("this conversation is not on the email channel")
             contact = self.get_contact(workspace_id, conversation.contact_id)
-            decision = may_send(contact.consent_subject(), Channel(conversation.channel), checked_purpose, now)
+            decision = may_send(self.consent_subject_of(contact, checked_purpose), Channel(conversation.channel),
+                                checked_purpose, now)
             if decision.allowed:
                 conversation.trigger_event(
                     EmailComposed, workspace_id=workspace_id, contact_id=conversation.contact_id,

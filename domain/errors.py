@@ -66,7 +66,7 @@ class PurposeInvalidError(DomainError):
 
 
 class FieldNotRectifiableError(DomainError):
-    """Only name, phone, email, time zone and custom fields can be rectified."""
+    """Only name, phone, email, time zone, custom fields and date of birth can be rectified."""
 
 
 class TimeZoneInvalidError(DomainError):
@@ -125,6 +125,28 @@ class ConsentExpiryInvalidError(DomainError):
 
 class SnoozeTimeInvalidError(DomainError):
     """A snooze time must include a time zone offset."""
+
+
+class ContactUnderLegalHoldError(DomainError):
+    """The contact is under legal hold: their data must be kept, so erasure is refused until the hold is lifted."""
+
+    status = 409
+
+
+class ErasureNotFoundError(NotFoundError):
+    """No such erasure request in this workspace."""
+
+
+class ErasureReasonInvalidError(DomainError):
+    """The erasure reason is not one of the listed grounds."""
+
+
+class ReferenceInvalidError(DomainError):
+    """A reference must be 1-64 letters, digits or . _ : / # - (a ticket number, never personal data)."""
+
+
+class RetentionPolicyInvalidError(DomainError):
+    """Retention periods must be whole days between 1 and 36,500."""
 
 
 class AppointmentNotFoundError(NotFoundError):
@@ -187,3 +209,11 @@ class PhoneNumberNotAttachedError(NotFoundError):
 
 class SmsSettingsInvalidError(DomainError):
     """An SMS or voice setting is not valid."""
+
+
+class DateOfBirthInvalidError(DomainError):
+    """A date of birth must be a past calendar date."""
+
+
+class MinimumAgeInvalidError(DomainError):
+    """The minimum age of the under-age guard must be 1 to 25 years."""

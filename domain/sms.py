@@ -110,6 +110,7 @@ class SmsCommands:
     get_contact: Any
     get_workspace: Any
     get_conversation: Any
+    consent_subject_of: Any
 
     if TYPE_CHECKING:
         @staticmethod
@@ -191,7 +192,7 @@ class SmsCommands:
 
         The outbox re-checks consent at the moment of sending but not quiet hours: a message queued
         in the day and retried a minute into the quiet hours still goes."""
-        subject = contact.consent_subject()
+        subject = self.consent_subject_of(contact, purpose)  # with the workspace's under-age guard
         if purpose == COMPLIANCE:
             return compliance_decision(subject)
         decision = may_send(subject, Channel(channel), identifiers.purpose(purpose), now)

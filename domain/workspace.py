@@ -8,6 +8,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate
 
+from domain.minors import DEFAULT_MINIMUM_AGE, MinorsGuard
 from domain.personal import SUBJECT
 
 SLUG_NAMESPACE = uuid5(NAMESPACE_URL, "https://commhub.invalid/workspace-slug")
@@ -64,6 +65,28 @@ class Workspace(Aggregate):
 
     def rename(self, name: str, now: datetime) -> None:
         self.trigger_event(self.Renamed, name=name, timestamp=now)
+
+    # The under-age guard (class defaults: workspaces and snapshots from before it read as "off").
+    minors_guard_enabled: bool = False
+    minors_minimum_age: int = DEFAULT_MINIMUM_AGE
+
+    class MinorsGuardChanged(Aggregate.Event):
+        enabled: bool
+        minimum_age: int
+        actor_id: UUID | None
+
+        def apply(self, workspace: Workspace) -> None:
+            workspace.minors_guard_enabled = self.enabled
+            workspace.minors_minimum_age = self.minimum_age
+
+    @property
+    def minors_guard(self) -> MinorsGuard:
+        return MinorsGuard(self.minors_guard_enabled, self.minors_minimum_age)
+
+    def set_minors_guard(self, enabled: bool, minimum_age: int, actor_id: UUID | None, now: datetime) -> None:
+        if self.minors_guard != MinorsGuard(enabled, minimum_age):
+            self.trigger_event(self.MinorsGuardChanged, enabled=enabled, minimum_age=minimum_age, actor_id=actor_id,
+                               timestamp=now)
 
 
 class WorkspaceSlug(Aggregate):

@@ -33,6 +33,7 @@ CREATE TABLE IF NOT EXISTS commhub_contacts (
 CREATE INDEX IF NOT EXISTS commhub_contacts_by_name ON commhub_contacts (workspace_id, lower(name), contact_id);
 CREATE INDEX IF NOT EXISTS commhub_contacts_by_email ON commhub_contacts (workspace_id, lower(email));
 CREATE INDEX IF NOT EXISTS commhub_contacts_by_phone ON commhub_contacts (workspace_id, phone);
+ALTER TABLE commhub_contacts ADD COLUMN IF NOT EXISTS date_of_birth date;
 """
 
 
@@ -57,17 +58,17 @@ class Directory(View):
     def created(self, conn: Any, e: Contact.Created, position: int) -> None:
         conn.execute(
             "INSERT INTO commhub_contacts (contact_id, workspace_id, name, phone, email, time_zone, custom_fields,"
-            " created_at, updated_at, position) VALUES (%s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s)"
+            " created_at, updated_at, position, date_of_birth) VALUES (%s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s, %s)"
             " ON CONFLICT (contact_id) DO NOTHING",
             (e.originator_id, e.workspace_id, clear(e.name), clear(e.phone), clear(e.email), clear(e.time_zone),
-             _json(clear(e.custom_fields) or {}), e.timestamp, e.timestamp, position),
+             _json(clear(e.custom_fields) or {}), e.timestamp, e.timestamp, position, clear(e.date_of_birth)),
         )
 
     def rectified(self, conn: Any, e: Contact.Rectified, position: int) -> None:
         changes = clear(e.changes)
         if changes is None:
             return
-        for field in ("name", "phone", "email", "time_zone"):
+        for field in ("name", "phone", "email", "time_zone", "date_of_birth"):
             if field in changes:
                 self._set(conn, e, position, f"{field} = %s", changes[field])
         if "custom_fields" in changes:
@@ -98,9 +99,9 @@ class Directory(View):
             return
         self._set(
             conn, e, position,
-            "phone = COALESCE(phone, %s), email = COALESCE(email, %s),"
+            "phone = COALESCE(phone, %s), email = COALESCE(email, %s), date_of_birth = COALESCE(date_of_birth, %s),"
             " tags = ARRAY(SELECT DISTINCT unnest(tags || %s::text[]))",
-            profile.get("phone"), profile.get("email"), list(profile.get("tags", [])),
+            profile.get("phone"), profile.get("email"), profile.get("date_of_birth"), list(profile.get("tags", [])),
         )
 
     def merged_into(self, conn: Any, e: Contact.MergedInto, position: int) -> None:
@@ -108,7 +109,7 @@ class Directory(View):
 
     def erased(self, conn: Any, e: Contact.Erased, position: int) -> None:
         conn.execute(
-            "UPDATE commhub_contacts SET name = NULL, phone = NULL, email = NULL, time_zone = NULL, tags = '{}',"
+            "UPDATE commhub_contacts SET name = NULL, phone = NULL, email = NULL, time_zone = NULL, tags = '{}', date_of_birth = NULL,"
             " custom_fields = '{}', status = CASE WHEN contact_id = %s THEN 'erased' ELSE status END,"
             " updated_at = %s, position = %s WHERE contact_id = ANY(%s)",
             (e.originator_id, e.timestamp, position, list(e.subject_ids)),

@@ -10,6 +10,7 @@ from psycopg.types.json import Jsonb
 
 from domain.contact import Contact
 from domain.email import EmailComposed, EmailReceived
+from domain.privacy import RetentionPolicy
 from projections.base import View, clear
 
 DDL = """
@@ -37,7 +38,8 @@ class EmailMessages(View):
     name = "email"
     ddl = DDL
     tables = ("commhub_email_messages",)
-    handlers = {EmailReceived: "received", EmailComposed: "composed", Contact.Erased: "erased"}
+    handlers = {EmailReceived: "received", EmailComposed: "composed", Contact.Erased: "erased",
+                RetentionPolicy.BodiesExpired: "expired"}
 
     def __init__(self, files_sql: str) -> None:
         self.ddl = DDL + files_sql  # type: ignore[misc]  # erasure deletes sealed files: their table must exist
@@ -56,6 +58,11 @@ class EmailMessages(View):
         conn.execute("UPDATE commhub_email_messages SET subject = NULL, rfc_message_id = NULL, refs = '{}',"
                      " attachments = NULL WHERE contact_id = ANY(%s)", (subjects,))
         conn.execute("DELETE FROM commhub_sealed_files WHERE subject_id = ANY(%s)", (subjects,))
+
+    def expired(self, conn: Any, e: RetentionPolicy.BodiesExpired, position: int) -> None:
+        """Subjects and attachment lists go with the bodies a retention policy expires."""
+        conn.execute("UPDATE commhub_email_messages SET subject = NULL, attachments = NULL"
+                     " WHERE workspace_id = %s AND at < %s", (e.workspace_id, e.before))
 
     @staticmethod
     def _insert(conn: Any, e: Any, position: int, direction: str, subject: Any, rfc_message_id: Any, refs: Any,

@@ -11,6 +11,7 @@ from typing import Any
 from domain.contact import Contact
 from domain.conversation import Conversation
 from domain.email import strip_quoted
+from domain.privacy import RetentionPolicy
 from domain.voice import CallLogged
 from projections.base import View, clear
 
@@ -69,6 +70,7 @@ class Inbox(View):
         Conversation.Read: "read",
         CallLogged: "call",
         Contact.Erased: "erased",
+        RetentionPolicy.BodiesExpired: "expired",
     }
 
     def started(self, conn: Any, e: Conversation.Started, position: int) -> None:
@@ -125,6 +127,10 @@ class Inbox(View):
     def erased(self, conn: Any, e: Contact.Erased, position: int) -> None:
         conn.execute("UPDATE commhub_inbox SET preview = NULL, labels = '{}' WHERE contact_id = ANY(%s)",
                      (list(e.subject_ids),))
+
+    def expired(self, conn: Any, e: RetentionPolicy.BodiesExpired, position: int) -> None:
+        conn.execute("UPDATE commhub_inbox SET preview = NULL WHERE workspace_id = %s AND last_activity < %s"
+                     " AND preview IS NOT NULL", (e.workspace_id, e.before))
 
     @staticmethod
     def _set(conn: Any, e: Any, position: int, assignment: str, *values: Any) -> None:

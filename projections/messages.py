@@ -9,6 +9,7 @@ from psycopg.types.json import Jsonb
 
 from domain.contact import Contact
 from domain.conversation import Conversation
+from domain.privacy import RetentionPolicy
 from domain.voice import CallLogged
 from projections.base import View, clear
 
@@ -45,6 +46,7 @@ class Messages(View):
         Conversation.MessageDeliveryUpdated: "delivery",
         CallLogged: "call",
         Contact.Erased: "erased",
+        RetentionPolicy.BodiesExpired: "expired",
     }
 
     def received(self, conn: Any, e: Conversation.MessageReceived, position: int) -> None:
@@ -74,6 +76,10 @@ class Messages(View):
     def erased(self, conn: Any, e: Contact.Erased, position: int) -> None:
         conn.execute("UPDATE commhub_messages SET body = NULL, attachments = NULL WHERE contact_id = ANY(%s)",
                      (list(e.subject_ids),))
+
+    def expired(self, conn: Any, e: RetentionPolicy.BodiesExpired, position: int) -> None:
+        conn.execute("UPDATE commhub_messages SET body = NULL, attachments = NULL WHERE workspace_id = %s AND at < %s"
+                     " AND kind <> 'note' AND (body IS NOT NULL OR attachments IS NOT NULL)", (e.workspace_id, e.before))
 
     @staticmethod
     def _insert(conn: Any, e: Any, position: int, message_id: Any, kind: str, body: Any, attachments: Any,

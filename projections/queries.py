@@ -125,7 +125,8 @@ def search_contacts(
         where.append("(created_at, contact_id) < (%s, %s)")
         params += [at, row_id]
     rows = conn.cursor(row_factory=dict_row).execute(
-        "SELECT contact_id, name, phone, email, time_zone, tags, status, restricted, objected_to_marketing, created_at"
+        "SELECT contact_id, name, phone, email, time_zone, tags, status, restricted, objected_to_marketing, created_at,"
+        " date_of_birth"
         f" FROM commhub_contacts WHERE {' AND '.join(where)} ORDER BY created_at DESC, contact_id DESC LIMIT %s",
         (*params, limit + 1),
     ).fetchall()

@@ -13,6 +13,7 @@ from psycopg.types.json import Jsonb
 from domain.appointment import Appointment
 from domain.contact import Contact
 from domain.conversation import Conversation
+from domain.privacy import RetentionPolicy
 from domain.voice import CallLogged
 from projections.base import View, clear
 from projections.inbox import preview
@@ -45,6 +46,8 @@ KINDS: dict[type, str] = {
     Contact.ObjectionWithdrawn: "privacy.objection_withdrawn",
     Contact.Merged: "contact.merged",
     Contact.MergedInto: "contact.merged_into",
+    Contact.LegalHoldPlaced: "privacy.legal_hold_placed",
+    Contact.LegalHoldLifted: "privacy.legal_hold_lifted",
     Contact.Erased: "privacy.erased",
     Conversation.MessageReceived: "message.received",
     Conversation.MessageSent: "message.sent",
@@ -83,6 +86,8 @@ def detail(e: Any) -> dict[str, Any] | None:
         return {"duplicate_id": str(e.duplicate_id)}
     if kind is Contact.MergedInto:
         return {"survivor_id": str(e.survivor_id)}
+    if kind is Contact.LegalHoldPlaced:
+        return {"reference": clear(e.reference)}
     if kind is Contact.Erased:
         return {"request_id": str(e.request_id)}
     if kind in (Conversation.MessageReceived, Conversation.MessageSent):
@@ -114,7 +119,7 @@ class Timeline(View):
     name = "timeline"
     ddl = DDL
     tables = ("commhub_timeline",)
-    handlers = {kind: "entry" for kind in KINDS}
+    handlers = {**{kind: "entry" for kind in KINDS}, RetentionPolicy.BodiesExpired: "expired"}
 
     def entry(self, conn: Any, e: Any, position: int) -> None:
         is_conversation = isinstance(e, Conversation.Event)
@@ -129,3 +134,11 @@ class Timeline(View):
         if type(e) is Contact.Erased:
             conn.execute("UPDATE commhub_timeline SET detail = NULL WHERE contact_id = ANY(%s) AND kind <> 'privacy.erased'",
                          (list(e.subject_ids),))
+
+    def expired(self, conn: Any, e: RetentionPolicy.BodiesExpired, position: int) -> None:
+        """Message previews older than the expiry go; the entries themselves stay."""
+        conn.execute(
+            "UPDATE commhub_timeline SET detail = detail - 'preview' WHERE workspace_id = %s AND at < %s"
+            " AND kind IN ('message.received', 'message.sent') AND detail ? 'preview'",
+            (e.workspace_id, e.before),
+        )

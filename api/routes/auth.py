@@ -31,8 +31,14 @@ def login(request: LoginRequest, hub: HubDep, conn: Conn) -> dict[str, Any]:
     staff = queries.staff_for_login(conn, workspace["workspace_id"], request.email) if workspace else None
     valid = verify_password(staff["password_hash"] if staff and staff["password_hash"] else _dummy_hash(), request.password)
     if not (valid and staff and staff["active"]):
+        if workspace is not None and hub.privacy is not None:  # an unknown workspace has no audit log to write to
+            hub.privacy.audit.record(workspace["workspace_id"], "auth.login_failed", now=now(), outcome="refused",
+                                     actor_id=staff["staff_id"] if staff else None, route="POST /api/v1/auth/login")
         raise HTTPException(401, "Workspace, email or password is wrong")
     token = hub.tokens.issue(workspace["workspace_id"], staff["staff_id"], now())
+    if hub.privacy is not None:
+        hub.privacy.audit.record(workspace["workspace_id"], "auth.login", now=now(), actor_id=staff["staff_id"],
+                                 route="POST /api/v1/auth/login")
     return {"token": token, "token_type": "bearer", "staff_id": str(staff["staff_id"]), "role": staff["role"],
             "workspace_id": str(workspace["workspace_id"]), "workspace_name": workspace["name"]}
 

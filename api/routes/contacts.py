@@ -11,6 +11,7 @@ from adapters.identifiers import normalise_email, normalise_phone
 from api.deps import Contacts, Conn, HubDep, now, settle
 from api.present import contact as present_contact
 from api.present import plain
+from api.routes.minors import flag_minors
 from api.schemas import (
     ConsentRequest,
     ContactCreate,
@@ -33,7 +34,9 @@ def _present(hub: Any, principal: Any, contact_id: UUID) -> dict[str, Any]:
     found = hub.app.get_contact(principal.workspace_id, contact_id)
     with hub.database.connection() as conn:
         notes = queries.contact_notes(conn, principal.workspace_id, found.subject_ids)
-    return present_contact(found, notes)
+    shown = present_contact(found, notes)
+    flag_minors(hub, principal.workspace_id, [shown])
+    return shown
 
 
 @router.post("", status_code=201)
@@ -43,6 +46,7 @@ def create_contact(body: ContactCreate, principal: Contacts, hub: HubDep) -> dic
         phone=normalise_phone(body.phone, body.default_region) if body.phone else None,
         email=normalise_email(body.email) if body.email else None,
         time_zone=body.time_zone, custom_fields=body.custom_fields, actor_id=principal.staff_id, now=now(),
+        date_of_birth=body.date_of_birth,
     )
     settle(hub)
     return _present(hub, principal, contact_id)
@@ -50,19 +54,21 @@ def create_contact(body: ContactCreate, principal: Contacts, hub: HubDep) -> dic
 
 @router.get("")
 def list_contacts(
-    principal: Contacts, conn: Conn, cursor: str | None = Query(default=None, max_length=200),
+    principal: Contacts, conn: Conn, hub: HubDep, cursor: str | None = Query(default=None, max_length=200),
     limit: int = Query(default=50, ge=1, le=200),
 ) -> dict[str, Any]:
     """Contacts, newest first, paginated by cursor. To search, POST to /contacts/search."""
     rows, next_cursor = queries.search_contacts(conn, principal.workspace_id, None, cursor=cursor, limit=limit)
+    flag_minors(hub, principal.workspace_id, rows)
     return {"items": plain(rows), "next_cursor": next_cursor}
 
 
 @router.post("/search")
-def search_contacts(body: ContactSearch, principal: Contacts, conn: Conn) -> dict[str, Any]:
+def search_contacts(body: ContactSearch, principal: Contacts, conn: Conn, hub: HubDep) -> dict[str, Any]:
     """Search by name, email or phone digits (in the body: search terms never go in URLs)."""
     rows, next_cursor = queries.search_contacts(conn, principal.workspace_id, body.q, cursor=body.cursor,
                                                 limit=body.limit)
+    flag_minors(hub, principal.workspace_id, rows)
     return {"items": plain(rows), "next_cursor": next_cursor}
 
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 from typing import Any
+from uuid import uuid4
 
-from fastapi import APIRouter
+from fastapi import APIRouter, HTTPException
 
 from adapters.identifiers import normalise_email, normalise_phone
 from api.deps import HubDep, Inbox, now, settle
@@ -24,10 +27,21 @@ def simulate_inbound(body: SandboxInbound, principal: Inbox, hub: HubDep) -> dic
         kind, value = "email", normalise_email(body.sender)
     else:
         kind, value = "phone", normalise_phone(body.sender, body.default_region)
+    try:
+        contents = [base64.b64decode(a.content_base64, validate=True) for a in body.attachments]
+    except (binascii.Error, ValueError):
+        raise HTTPException(422, "Attachment content is not valid base64") from None
     contact_id = hub.app.find_or_create_contact(principal.workspace_id, kind=kind, value=value, name=body.name, now=at)
+    attachments = []
+    assert hub.privacy is not None
+    for upload, data in zip(body.attachments, contents):  # sealed under the contact's key, like email's
+        file_id = uuid4()
+        hub.privacy.files.put(file_id, principal.workspace_id, contact_id, upload.content_type, data)
+        attachments.append({"attachment_id": str(file_id), "filename": upload.filename,
+                            "content_type": upload.content_type, "size": len(data)})
     conversation_id, message_id, new = hub.app.receive_message(
         workspace_id=principal.workspace_id, contact_id=contact_id, channel=body.channel, body=body.body, now=at,
-        provider_message_id=body.provider_message_id,
+        provider_message_id=body.provider_message_id, attachments=attachments,
     )
     settle(hub)
     return {"contact_id": str(contact_id), "conversation_id": str(conversation_id), "message_id": str(message_id),

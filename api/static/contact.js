@@ -110,10 +110,12 @@ export class ContactPanel {
     if (p.erased) flags.push(h("span", { class: "chip danger" }, "Erased"));
     if (p.restricted) flags.push(h("span", { class: "chip danger" }, "Processing restricted"));
     if (p.objected_to_marketing) flags.push(h("span", { class: "chip warning" }, "No marketing"));
+    if (p.minor) flags.push(h("span", { class: "chip warning", title: "Under the workspace's minimum age: no marketing" }, "Minor"));
     if (p.merged_into) flags.push(h("span", { class: "chip" }, "Merged"));
     $("contact-flags").replaceChildren(...(flags.length ? flags : [h("span", { class: "muted" }, `Contact since ${longDate(p.created_at)}`)]));
 
     const rows = [["Phone", p.phone], ["Email", p.email], ["Time zone", p.time_zone]];
+    if (p.date_of_birth) rows.push(["Date of birth", p.date_of_birth]);
     for (const [key, value] of Object.entries(p.custom_fields ?? {})) rows.push([key, value]);
     const profile = rows.filter(([, value]) => value).flatMap(([key, value]) => [h("dt", {}, key), h("dd", {}, value)]);
     if (p.tags?.length) profile.push(h("dt", {}, "Tags"), h("dd", {}, ...p.tags.map((tag) => h("span", { class: "chip label" }, tag))));

@@ -41,7 +41,9 @@ async function signIn(event) {
       workspace: $("login-workspace").value.trim(), email: $("login-email").value.trim(), password: $("login-password").value,
     });
     if (!INBOX_ROLES.has(answer.role)) {
-      showLoginError(`Your role (${answer.role}) does not include the inbox.`);
+      showLoginError(answer.role === "compliance"
+        ? "Your role (compliance) does not include the inbox: the audit log is at /audit."
+        : `Your role (${answer.role}) does not include the inbox.`);
       return;
     }
     session.save({ token: answer.token, staff_id: answer.staff_id, role: answer.role, workspace_name: answer.workspace_name });

@@ -249,6 +249,8 @@ def example(op: Operation, schema: dict[str, Any] | None, uuids: Callable[[str],
         return uuids(field)
     if fmt == "date-time":
         return "2031-01-02T03:04:05+00:00"
+    if fmt == "date":
+        return "2001-02-03"
     if "email" in field:
         return f"{unique('someone')}@example.com"
     if field in ("from", "sender", "phone"):

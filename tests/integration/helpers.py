@@ -49,13 +49,18 @@ def new_person(app: CommHub, workspace_id: uuid.UUID, label: str) -> Person:
     return person
 
 
-def pg_dump(database: Database) -> str:
-    """A plain-text dump of the whole database, as an attacker with a backup would see it."""
-    result = subprocess.run(
-        [str(pg_bin("pg_dump")), "--no-owner", "--dbname", database.url],
-        check=True, capture_output=True, text=True, timeout=120,
-    )
-    return result.stdout
+def pg_dump(database: Database, attempts: int = 3) -> str:
+    """A plain-text dump of the whole database, as an attacker with a backup would see it.
+
+    Retried: on a shared test server another run may drop its schema while the dump reads it."""
+    for _ in range(attempts):
+        result = subprocess.run(
+            [str(pg_bin("pg_dump")), "--no-owner", "--dbname", database.url],
+            capture_output=True, text=True, timeout=120,
+        )
+        if result.returncode == 0:
+            return result.stdout
+    raise AssertionError(f"pg_dump failed {attempts} times: {result.stderr[-500:]}")
 
 
 def appearances(dump: str, secret: str) -> list[str]:

@@ -158,7 +158,7 @@ def test_every_contact_event_is_named_in_the_past_tense_and_carries_its_workspac
     ("event_class", "expected"),
     [
         (Contact.Created, {"name": SUBJECT, "phone": SUBJECT, "email": SUBJECT, "time_zone": SUBJECT,
-                           "custom_fields": SUBJECT}),
+                           "custom_fields": SUBJECT, "date_of_birth": SUBJECT}),
         (Contact.Rectified, {"changes": SUBJECT}),
         (Contact.Tagged, {"tag": SUBJECT}),
         (Contact.Untagged, {"tag": SUBJECT}),

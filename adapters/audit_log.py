@@ -1,0 +1,156 @@
+"""Appends audit entries to each workspace's hash-chained stream, and verifies the chains.
+
+An entry's hash is SHA-256 over its stored form (stream id, version, topic and the stored state
+bytes, which include the previous entry's hash). Hashing what is stored, not what it decodes to,
+keeps the chain verifiable whatever happens to keys later. ``commhub_audit_heads`` remembers the
+last hash of each chain, so cutting entries off the end is detected too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Iterable
+from uuid import UUID
+
+from eventsourcing.persistence import IntegrityError
+
+from adapters.codec import MsgspecTranscoder
+from adapters.postgres import Database
+from domain.application import CommHub
+from domain.audit import GENESIS, AuditEntry, audit_stream_id
+
+HEADS_SQL = """
+CREATE TABLE IF NOT EXISTS commhub_audit_heads (
+    workspace_id uuid PRIMARY KEY,
+    version bigint NOT NULL,
+    hash text NOT NULL
+);
+"""
+PAGE = 1000
+
+
+def entry_hash(originator_id: UUID, version: int, topic: str, state: bytes) -> str:
+    digest = hashlib.sha256(b"commhub/audit/v1|")
+    digest.update(originator_id.bytes + version.to_bytes(8, "big") + topic.encode() + b"|")
+    digest.update(bytes(state))
+    return digest.hexdigest()
+
+
+@dataclass
+class ChainReport:
+    workspace_id: UUID
+    entries: int = 0
+    head: str = GENESIS
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def intact(self) -> bool:
+        return not self.problems
+
+
+class AuditLog:
+    def __init__(self, app: CommHub, database: Database) -> None:
+        self.app = app
+        self.database = database
+        self.transcoder = MsgspecTranscoder()
+
+    def setup(self) -> None:
+        with self.database.connect(autocommit=True) as conn:
+            conn.execute(HEADS_SQL)
+
+    def record(
+        self, workspace_id: UUID, action: str, *, now: datetime, actor_id: UUID | None = None, via: str = "api",
+        subject_ids: Iterable[UUID] = (), target_id: UUID | None = None, route: str | None = None,
+        count: int | None = None, outcome: str = "ok",
+    ) -> AuditEntry:
+        """Append one entry; concurrent appends to the same chain retry on the version conflict."""
+        stream = audit_stream_id(workspace_id)
+        subjects = list(dict.fromkeys(subject_ids))
+        for _ in range(50):
+            version, previous = self._last(stream)
+            entry = AuditEntry(
+                originator_id=stream, originator_version=version + 1, timestamp=now, workspace_id=workspace_id,
+                previous_hash=previous, action=action, actor_id=actor_id, via=via, subject_ids=subjects,
+                target_id=target_id, route=route, count=count, outcome=outcome,
+            )
+            try:
+                self.app.save(entry)
+            except IntegrityError:
+                continue  # another entry took this version: chain onto it
+            stored = self.app.mapper.to_stored_event(entry)
+            self._advance_head(workspace_id, entry.originator_version,
+                               entry_hash(stream, entry.originator_version, stored.topic, stored.state))
+            return entry
+        raise IntegrityError("audit log is too busy; try again")
+
+    def _last(self, stream: UUID) -> tuple[int, str]:
+        last = self.app.recorder.select_events(stream, desc=True, limit=1)
+        if not last:
+            return 0, GENESIS
+        event = last[0]
+        return event.originator_version, entry_hash(stream, event.originator_version, event.topic, event.state)
+
+    def _advance_head(self, workspace_id: UUID, version: int, digest: str) -> None:
+        with self.database.connection() as conn:
+            conn.execute(
+                "INSERT INTO commhub_audit_heads VALUES (%s, %s, %s) ON CONFLICT (workspace_id) DO UPDATE"
+                " SET version = EXCLUDED.version, hash = EXCLUDED.hash"
+                " WHERE commhub_audit_heads.version < EXCLUDED.version",
+                (workspace_id, version, digest),
+            )
+
+    # Verification --------------------------------------------------------------------------
+
+    def workspaces(self) -> list[UUID]:
+        """Workspaces with an audit chain (by their recorded head) or a workspace row."""
+        with self.database.connection() as conn:
+            rows = conn.execute(
+                "SELECT workspace_id FROM commhub_audit_heads UNION"
+                " SELECT workspace_id FROM commhub_workspaces ORDER BY 1"
+            ).fetchall()
+        return [r[0] for r in rows]
+
+    def verify(self, workspace_id: UUID) -> ChainReport:
+        """Walk the chain from its first entry: a missing, altered, inserted or reordered entry breaks it."""
+        report = ChainReport(workspace_id)
+        stream = audit_stream_id(workspace_id)
+        expected_version, previous = 1, GENESIS
+        hashes: dict[int, str] = {}
+        gt: int | None = None
+        while True:
+            page = self.app.recorder.select_events(stream, gt=gt, limit=PAGE)
+            for stored in page:
+                version = stored.originator_version
+                if version != expected_version:
+                    report.problems.append(f"entry {expected_version} is missing (the next stored is {version})")
+                try:
+                    claimed = self.transcoder.decode(stored.state).get("previous_hash")
+                except Exception:  # a stored state that no longer decodes was altered
+                    claimed = None
+                if claimed != previous:
+                    report.problems.append(f"entry {version} does not chain onto the entry before it"
+                                           " (that entry, or this one, was altered, removed or moved)")
+                previous = entry_hash(stream, version, stored.topic, stored.state)
+                hashes[version] = previous
+                expected_version = version + 1
+                report.entries += 1
+            if len(page) < PAGE:
+                break
+            gt = page[-1].originator_version
+        report.head = previous
+        with self.database.connection() as conn:
+            head = conn.execute("SELECT version, hash FROM commhub_audit_heads WHERE workspace_id = %s",
+                                (workspace_id,)).fetchone()
+        if head is None and report.entries:
+            report.problems.append("the chain's recorded head is missing")
+        elif head is not None and hashes.get(head[0]) != head[1]:
+            report.problems.append(f"the recorded head (entry {head[0]}) does not match the stored entries"
+                                   " (entries were altered or cut off the end)")
+        return report
+
+    # Reading -------------------------------------------------------------------------------
+
+    def decode(self, state: bytes) -> dict[str, Any]:
+        return self.transcoder.decode(state)

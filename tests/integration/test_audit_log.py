@@ -1,0 +1,112 @@
+"""The audit log's hash chain, tampered with directly in PostgreSQL: every alteration, removal or
+reordering of stored entries is detected, and erasing someone leaves the chain verifiable."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+import pytest
+
+from domain.audit import audit_stream_id
+from tests.integration.helpers import NOW, new_person, new_workspace
+
+
+REPLACE = ("UPDATE commhub_events SET state = overlay(state PLACING '{new}'::bytea"
+           " FROM position('{old}'::bytea IN state)) WHERE originator_version = {version} AND originator_id = %s")
+
+
+@pytest.fixture
+def chain(hub):
+    """A workspace whose audit log has five entries about one contact."""
+    workspace_id = new_workspace(hub.app)
+    person = new_person(hub.app, workspace_id, "Audra")
+    staff_id = uuid.uuid4()
+    for i, action in enumerate(("auth.login", "contact.viewed", "contact.timeline_viewed", "contact.exported",
+                                "auth.login_failed")):
+        hub.privacy.audit.record(workspace_id, action, actor_id=staff_id, subject_ids=[person.contact_id],
+                                 route="GET /api/v1/contacts/{contact_id}", now=NOW + timedelta(seconds=i))
+    assert hub.privacy.audit.verify(workspace_id).intact
+    return hub, workspace_id, person
+
+
+def tamper(hub, workspace_id, sql: str, *params) -> None:
+    with hub.database.connect() as conn:
+        conn.execute(sql, (*params, audit_stream_id(workspace_id)))
+
+
+def problems(hub, workspace_id) -> list[str]:
+    report = hub.privacy.audit.verify(workspace_id)
+    assert not report.intact
+    return report.problems
+
+
+def test_an_intact_chain_verifies_and_reports_its_head(chain):
+    hub, workspace_id, _ = chain
+    report = hub.privacy.audit.verify(workspace_id)
+    assert (report.intact, report.entries, len(report.head)) == (True, 5, 64)
+
+
+def test_an_altered_entry_is_detected(chain):
+    hub, workspace_id, _ = chain
+    tamper(hub, workspace_id, REPLACE.format(old="contact.viewed", new="contact.edited", version=2))
+    assert problems(hub, workspace_id) == [
+        "entry 3 does not chain onto the entry before it (that entry, or this one, was altered, removed or moved)"]
+
+
+def test_a_removed_entry_is_detected(chain):
+    hub, workspace_id, _ = chain
+    tamper(hub, workspace_id, "DELETE FROM commhub_events WHERE originator_version = 3 AND originator_id = %s")
+    found = problems(hub, workspace_id)
+    assert "entry 3 is missing (the next stored is 4)" in found
+    assert any(p.startswith("entry 4 does not chain") for p in found)
+
+
+def test_reordered_entries_are_detected(chain):
+    hub, workspace_id, _ = chain
+    for old, new in ((2, 100), (3, 2), (100, 3)):  # swap entries 2 and 3
+        tamper(hub, workspace_id, "UPDATE commhub_events SET originator_version = %s"
+               " WHERE originator_version = %s AND originator_id = %s", new, old)
+    assert any(p.startswith("entry 2 does not chain") for p in problems(hub, workspace_id))
+
+
+def test_entries_cut_off_the_end_are_detected(chain):
+    hub, workspace_id, _ = chain
+    tamper(hub, workspace_id, "DELETE FROM commhub_events WHERE originator_version = 5 AND originator_id = %s")
+    assert any("recorded head" in p for p in problems(hub, workspace_id))
+
+
+def test_an_altered_last_entry_is_detected(chain):
+    hub, workspace_id, _ = chain
+    tamper(hub, workspace_id, REPLACE.format(old="auth.login_failed", new="auth.login_passed", version=5))
+    assert any("recorded head" in p for p in problems(hub, workspace_id))
+
+
+def test_the_chain_still_verifies_after_its_subject_is_erased(chain):
+    hub, workspace_id, person = chain
+    hub.app.erase_contact(workspace_id, person.contact_id, request_id=uuid.uuid4(), actor_id=None, now=NOW)
+    hub.privacy.audit.record(workspace_id, "contact.viewed", subject_ids=[person.contact_id], now=NOW)
+    report = hub.privacy.audit.verify(workspace_id)
+    assert report.intact and report.entries == 6
+
+
+def test_concurrent_appends_form_one_unbroken_chain(hub):
+    from concurrent.futures import ThreadPoolExecutor
+
+    workspace_id = new_workspace(hub.app)
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda i: hub.privacy.audit.record(workspace_id, "contact.viewed", count=i, now=NOW), range(24)))
+    report = hub.privacy.audit.verify(workspace_id)
+    assert report.intact and report.entries == 24
+
+
+def test_audit_entries_hold_ids_and_counts_only(hub):
+    workspace_id = new_workspace(hub.app)
+    person = new_person(hub.app, workspace_id, "Pia")
+    hub.privacy.audit.record(workspace_id, "contacts.searched", actor_id=uuid.uuid4(), subject_ids=[person.contact_id],
+                             route="POST /api/v1/contacts/search", count=1, now=NOW)
+    with hub.database.connect() as conn:
+        stored = b"".join(bytes(r[0]) for r in conn.execute(
+            "SELECT state FROM commhub_events WHERE originator_id = %s", (audit_stream_id(workspace_id),)))
+    for secret in person.secrets:
+        assert secret.encode() not in stored
