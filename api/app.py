@@ -23,7 +23,7 @@ from api.audit_trail import AuditMiddleware
 from api.email_setup import start_listener
 from api.metrics import Metrics, timed
 from api.routes import (agent_socket, appointments, audit, auth, calendar, contacts, conversations, email,
-                        minors, privacy, reminder_policies, replay, sandbox, sms_settings, twilio,
+                        fhir_writeback, minors, privacy, reminder_policies, replay, sandbox, sms_settings, twilio,
                         unsubscribe, widget_admin, widget_socket)
 from api.routes import settings as settings_routes
 from api.settings import Settings
@@ -183,8 +183,8 @@ def create_app(
     app.add_middleware(RequestContext, metrics=metrics)  # outermost: times and tags everything inside
 
     for module in (auth, contacts, conversations, settings_routes, sandbox, agent_socket, appointments,
-                   reminder_policies, calendar, email, unsubscribe, sms_settings, twilio, replay, minors, privacy,
-                   audit, widget_admin, widget_socket):
+                   reminder_policies, calendar, fhir_writeback, email, unsubscribe, sms_settings, twilio, replay,
+                   minors, privacy, audit, widget_admin, widget_socket):
         app.include_router(module.router)
 
     @app.get("/healthz", tags=["operations"])

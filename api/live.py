@@ -19,15 +19,25 @@ import psycopg
 
 from adapters.postgres import KEEPALIVE, Database
 from domain.application import CommHub
+from domain.appointment import Appointment
 from domain.contact import Contact
 from domain.conversation import Conversation
 from api.present import plain
 from projections.runner import projected_channel, projected_floor
+from projections.timeline import KINDS
 
 log = logging.getLogger(__name__)
 
 BACKFILL_LIMIT = 10_000
 MESSAGE_EVENTS = (Conversation.MessageReceived, Conversation.MessageSent, Conversation.MessageRefused)
+# Appointment fields an agent's page may get live: service, notes and reasons are sealed, so they are
+# read through the REST API (where erasure blanks them), never pushed.
+APPOINTMENT_FIELDS = ("starts_at", "ends_at", "time_zone", "staff_id", "location", "via", "channel", "planned_at",
+                      "http_status")
+APPOINTMENT_STATUS = {Appointment.Booked: "booked", Appointment.Rescheduled: "booked",
+                      Appointment.Cancelled: "cancelled", Appointment.Confirmed: "confirmed",
+                      Appointment.CheckedIn: "checked_in", Appointment.Completed: "completed",
+                      Appointment.MarkedNoShow: "no_show"}
 
 
 def _snake(name: str) -> str:
@@ -52,6 +62,15 @@ def to_update(event: Any, position: int) -> dict[str, Any] | None:
     if isinstance(event, (Contact.Event, Contact.Created)):
         return {"type": "contact." + _snake(type(event).__name__), "position": position,
                 "contact_id": str(event.originator_id), "at": event.timestamp.isoformat()}
+    if isinstance(event, (Appointment.Event, Appointment.Booked)) and type(event) in KINDS:
+        update = {"type": KINDS[type(event)], "position": position, "appointment_id": str(event.originator_id),
+                  "contact_id": str(event.contact_id), "at": event.timestamp.isoformat()}
+        if type(event) in APPOINTMENT_STATUS:
+            update["status"] = APPOINTMENT_STATUS[type(event)]
+        for field in APPOINTMENT_FIELDS:
+            if field in event.__dict__:
+                update[field] = plain(event.__dict__[field])
+        return update
     return None
 
 
