@@ -15,6 +15,12 @@ STATUS = {"proposed": "booked", "pending": "booked", "booked": "booked", "waitli
           "entered-in-error": "cancelled", "noshow": "no_show"}
 
 
+# Our status → FHIR R4 Appointment.status when writing a change back. R4 has no "confirmed": a
+# confirmation is "booked" with the patient's participant status "accepted" (see docs/fhir.md).
+WRITE_BACK = {"confirmed": "booked", "cancelled": "cancelled", "no_show": "noshow", "checked_in": "arrived",
+              "completed": "fulfilled"}
+
+
 class FhirInvalidError(ValueError):
     """The payload is not a FHIR R4 Appointment with its Patient as this webhook expects."""
 
@@ -169,3 +175,22 @@ def _patient(patient: dict[str, Any]) -> Patient:
     birth = patient.get("birthDate")
     return Patient(name=name[:200] if name else None, phone=phone, email=email,
                    birth_date=birth if isinstance(birth, str) and len(birth) <= 10 else None)
+
+
+def with_status(resource: dict[str, Any], status: str) -> dict[str, Any]:
+    """The source's own Appointment resource with our new status written in (everything else kept,
+    so a PUT of it changes only the status): for a confirmation, the patient's participation too."""
+    if resource.get("resourceType") != "Appointment":
+        raise FhirInvalidError("the source did not return an Appointment")
+    updated = {**resource, "status": WRITE_BACK[status]}
+    if status == "confirmed":
+        updated["participant"] = [
+            {**p, "status": "accepted"} if isinstance(p, dict) and _is_patient(p) else p
+            for p in resource.get("participant") or []]
+    return updated
+
+
+def _is_patient(participant: dict[str, Any]) -> bool:
+    actor = participant.get("actor")
+    reference = str(actor.get("reference", "")) if isinstance(actor, dict) else ""
+    return reference.startswith("Patient/")

@@ -23,10 +23,11 @@ from api.audit_trail import AuditMiddleware
 from api.email_setup import start_listener
 from api.metrics import Metrics, timed
 from api.routes import (agent_socket, appointments, audit, auth, calendar, contacts, conversations, email,
-                        minors, privacy, reminder_policies, replay, sandbox, sms_settings, twilio,
-                        unsubscribe)
+                        fhir_writeback, minors, privacy, reminder_policies, replay, sandbox, sms_settings, twilio,
+                        unsubscribe, widget_admin, widget_socket)
 from api.routes import settings as settings_routes
 from api.settings import Settings
+from api.widget_gateway import WidgetGateway
 
 STATIC = Path(__file__).parent / "static"
 
@@ -155,7 +156,9 @@ def create_app(
         listener = start_listener(hub.settings, hub.extras["email"])
         app.state.live = LiveFeed(hub.app, hub.database).start(asyncio.get_running_loop())
         hub.follower = app.state.live.wait_for
-        metrics.watch(hub, lambda: {"agent": app.state.live.connections})
+        app.state.widget = widget = WidgetGateway(hub, app.state.live)
+        metrics.watch(hub, lambda: {"agent": app.state.live.connections - widget.subscriptions,
+                                    "widget": widget.connections})
         if demo:
             from api.demo import seed_demo
 
@@ -180,8 +183,8 @@ def create_app(
     app.add_middleware(RequestContext, metrics=metrics)  # outermost: times and tags everything inside
 
     for module in (auth, contacts, conversations, settings_routes, sandbox, agent_socket, appointments,
-                   reminder_policies, calendar, email, unsubscribe, sms_settings, twilio, replay, minors, privacy,
-                   audit):
+                   reminder_policies, calendar, fhir_writeback, email, unsubscribe, sms_settings, twilio, replay,
+                   minors, privacy, audit, widget_admin, widget_socket):
         app.include_router(module.router)
 
     @app.get("/healthz", tags=["operations"])

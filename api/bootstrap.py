@@ -10,6 +10,8 @@ from adapters.calendar_feeds import CalendarFeeds
 from adapters.channels import ChannelSender, SandboxChannel
 from adapters.codec import MsgspecTranscoder
 from adapters.embedded_postgres import EmbeddedPostgres
+from adapters.fhir_integrations import FhirIntegrations
+from adapters.fhir_writeback import FhirWriteBackWorker
 from adapters.handles import SCHEMA_SQL as HANDLES_SQL
 from adapters.handles import HandleIndex
 from adapters.kek import load_keyring
@@ -19,6 +21,9 @@ from adapters.postgres import Database
 from adapters.reminder_worker import ReminderWorker
 from adapters.sealing import SealingMapper
 from adapters.tokens import TokenStore
+from adapters.webchat import WebchatChannel
+from adapters.widget_visitors import SCHEMA_SQL as WIDGET_SQL
+from adapters.widget_visitors import VisitorStore
 from api.email_setup import wire_email
 from api.privacy_parts import Privacy, privacy_views
 from api.twilio_setup import twilio_channel
@@ -28,6 +33,7 @@ from domain.identifiers import Channel
 from projections.appointments import Appointments
 from projections.consents import Consents
 from projections.directory import Directory
+from projections.fhir_writebacks import FhirWriteBacks
 from projections.handles import Handles
 from projections.inbox import Inbox
 from projections.messages import Messages
@@ -36,6 +42,7 @@ from projections.reminders import Reminders
 from projections.runner import ProjectionRunner
 from projections.staff import Staff
 from projections.timeline import Timeline
+from projections.widget_visitors import WidgetVisitors
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +62,7 @@ class Hub:
     embedded: EmbeddedPostgres | None = None
     reminders: ReminderWorker | None = None
     privacy: Privacy | None = None
+    writeback: FhirWriteBackWorker | None = None
     extras: dict[str, Any] = field(default_factory=dict)
     running: bool = False
     follower: Callable[[int, float], bool] | None = None  # waits for another process's projections
@@ -76,6 +84,8 @@ class Hub:
             self.reminders.start()
         if self.privacy is not None:
             self.privacy.worker.start()
+        if self.writeback is not None:
+            self.writeback.start()
         self.running = True
         return self
 
@@ -85,6 +95,8 @@ class Hub:
                 self.reminders.stop()
             if self.privacy is not None:
                 self.privacy.worker.stop()
+            if self.writeback is not None:
+                self.writeback.stop()
             self.outbox.stop()
             self.projections.stop()
         self.app.close()
@@ -116,6 +128,7 @@ def channel_senders(settings: Settings, app: CommHub | None = None) -> dict[str,
     """Without provider credentials every channel is the sandbox: outbound is captured, not sent."""
     sandbox = SandboxChannel()
     senders: dict[str, ChannelSender] = {channel.value: sandbox for channel in Channel}
+    senders[Channel.WEBCHAT.value] = WebchatChannel()
     if settings.twilio_enabled and app is not None:
         senders[Channel.SMS.value] = twilio_channel(settings, app)
     return senders
@@ -138,7 +151,8 @@ def bootstrap(settings: Settings, *, database: Database | None = None) -> Hub:
     )
     email = wire_email(settings, app, database, vault)
     views = [Staff(), Directory(), Consents(), Inbox(), Messages(), Timeline(), Outbox(),
-             Handles(handles.digest, HANDLES_SQL), Appointments(), Reminders(), email.view, *privacy_views()]
+             Handles(handles.digest, HANDLES_SQL), Appointments(), Reminders(), email.view, *privacy_views(),
+             WidgetVisitors(WIDGET_SQL), FhirWriteBacks()]
     runner = ProjectionRunner(app, database, views)
     runner.setup()
     tokens.setup()
@@ -146,10 +160,14 @@ def bootstrap(settings: Settings, *, database: Database | None = None) -> Hub:
                           max_attempts=settings.outbox_max_attempts, base_delay=settings.outbox_base_delay,
                           concurrency=settings.outbox_concurrency, lease_seconds=settings.outbox_lease_seconds)
     reminders = ReminderWorker(app, database, poll_seconds=settings.reminder_poll_seconds)
+    integrations = FhirIntegrations(vault)
+    integrations.setup()
+    writeback = FhirWriteBackWorker(app, database, integrations, poll_seconds=settings.reminder_poll_seconds)
 
     def advanced(position: int) -> None:
         outbox.wake(position)
         reminders.wake(position)
+        writeback.wake(position)
 
     runner.on_advance = advanced
     feeds = CalendarFeeds(database)
@@ -158,4 +176,5 @@ def bootstrap(settings: Settings, *, database: Database | None = None) -> Hub:
                             retention_interval_seconds=settings.retention_interval_seconds)
     return Hub(settings=settings, database=database, vault=vault, app=app, handles=handles, tokens=tokens,
                projections=runner, outbox=outbox, embedded=embedded, reminders=reminders,
-               extras={"calendar_feeds": feeds, "email": email}, privacy=privacy)
+               extras={"calendar_feeds": feeds, "email": email, "visitors": VisitorStore(vault),
+                       "fhir_integrations": integrations}, privacy=privacy, writeback=writeback)

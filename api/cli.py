@@ -24,6 +24,8 @@ from api.replay_command import replay
 from api.settings import Settings
 from domain.errors import ContactNotFoundError
 
+WS_MAX_BYTES = 64 * 1024  # websocket frames: the widget's messages are short; larger frames close the socket (1009)
+
 app = typer.Typer(help="commhub: a self-hosted communications hub.", no_args_is_help=True)
 keys = typer.Typer(help="Key encryption keys, data keys and tombstones.", no_args_is_help=True)
 app.add_typer(keys, name="keys")
@@ -64,7 +66,8 @@ def serve(
 
     uvicorn.run(create_app(settings, demo=demo, on_ready=announce), host=settings.host, port=settings.port,
                 log_level=settings.log_level, access_log=False, log_config=None,
-                timeout_graceful_shutdown=int(settings.shutdown_seconds) or None)
+                timeout_graceful_shutdown=int(settings.shutdown_seconds) or None,
+                ws_max_size=WS_MAX_BYTES)
 
 
 @projections.command("status")

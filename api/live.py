@@ -7,6 +7,7 @@ projections), so a client that re-reads the REST API on an update always sees it
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 import threading
@@ -18,15 +19,25 @@ import psycopg
 
 from adapters.postgres import KEEPALIVE, Database
 from domain.application import CommHub
+from domain.appointment import Appointment
 from domain.contact import Contact
 from domain.conversation import Conversation
 from api.present import plain
 from projections.runner import projected_channel, projected_floor
+from projections.timeline import KINDS
 
 log = logging.getLogger(__name__)
 
 BACKFILL_LIMIT = 10_000
 MESSAGE_EVENTS = (Conversation.MessageReceived, Conversation.MessageSent, Conversation.MessageRefused)
+# Appointment fields an agent's page may get live: service, notes and reasons are sealed, so they are
+# read through the REST API (where erasure blanks them), never pushed.
+APPOINTMENT_FIELDS = ("starts_at", "ends_at", "time_zone", "staff_id", "location", "via", "channel", "planned_at",
+                      "http_status")
+APPOINTMENT_STATUS = {Appointment.Booked: "booked", Appointment.Rescheduled: "booked",
+                      Appointment.Cancelled: "cancelled", Appointment.Confirmed: "confirmed",
+                      Appointment.CheckedIn: "checked_in", Appointment.Completed: "completed",
+                      Appointment.MarkedNoShow: "no_show"}
 
 
 def _snake(name: str) -> str:
@@ -51,14 +62,32 @@ def to_update(event: Any, position: int) -> dict[str, Any] | None:
     if isinstance(event, (Contact.Event, Contact.Created)):
         return {"type": "contact." + _snake(type(event).__name__), "position": position,
                 "contact_id": str(event.originator_id), "at": event.timestamp.isoformat()}
+    if isinstance(event, (Appointment.Event, Appointment.Booked)) and type(event) in KINDS:
+        update = {"type": KINDS[type(event)], "position": position, "appointment_id": str(event.originator_id),
+                  "contact_id": str(event.contact_id), "at": event.timestamp.isoformat()}
+        if type(event) in APPOINTMENT_STATUS:
+            update["status"] = APPOINTMENT_STATUS[type(event)]
+        for field in APPOINTMENT_FIELDS:
+            if field in event.__dict__:
+                update[field] = plain(event.__dict__[field])
+        return update
     return None
 
 
+def typing_channel(database: Database) -> str:
+    """NOTIFY channel carrying typing indicators (ids only) between processes."""
+    return f"commhub_typing_{database.schema}"
+
+
 class LiveFeed:
+    """Subscribers are keyed by workspace id (agents: every update of the workspace) or by
+    conversation id (widgets: that conversation's updates only)."""
+
     def __init__(self, app: CommHub, database: Database) -> None:
         self.app = app
         self.database = database
         self.position = 0
+        self.typing_channel = typing_channel(database)
         self._subscribers: dict[UUID, set[asyncio.Queue[dict[str, Any]]]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = threading.Event()
@@ -139,29 +168,48 @@ class LiveFeed:
         workspace_id = state.get("workspace_id") if isinstance(state, dict) else None
         return workspace_id if isinstance(workspace_id, UUID) else None
 
-    def _dispatch(self, workspace_id: UUID, update: dict[str, Any]) -> None:
-        for queue in list(self._subscribers.get(workspace_id, ())):
+    def _dispatch(self, key: UUID, update: dict[str, Any]) -> None:
+        for queue in list(self._subscribers.get(key, ())):
             queue.put_nowait(update)
 
     def _publish(self, notifications: list[Any]) -> None:
         assert self._loop is not None
         for notification in notifications:
             workspace_id = self._workspace_of(notification)
-            if workspace_id is not None and workspace_id in self._subscribers:
+            keys = [k for k in (workspace_id, notification.originator_id) if k in self._subscribers]
+            if workspace_id is not None and keys:
                 update = to_update(self.app.mapper.to_domain_event(notification), notification.id)
                 if update is not None:
-                    self._loop.call_soon_threadsafe(self._dispatch, workspace_id, update)
+                    for key in keys:
+                        self._loop.call_soon_threadsafe(self._dispatch, key, update)
             self.position = notification.id
         with self._advanced:
             self._advanced.notify_all()
+
+    def publish_typing(self, workspace_id: UUID, conversation_id: UUID, who: str) -> None:
+        """Tell every process that someone ("agent" or "visitor") is typing in a conversation."""
+        payload = json.dumps({"w": str(workspace_id), "c": str(conversation_id), "who": who})
+        with self.database.connection() as conn:
+            conn.execute("SELECT pg_notify(%s, %s)", (self.typing_channel, payload))
+
+    def _relay_typing(self, payload: str) -> None:
+        """Agents hear visitors type (in their workspace); a widget hears agents type (in its conversation)."""
+        try:
+            note = json.loads(payload)
+            key = UUID(note["w"]) if note["who"] == "visitor" else UUID(note["c"])
+            update = {"type": "conversation.typing", "conversation_id": note["c"], "who": note["who"]}
+        except (ValueError, KeyError, TypeError):
+            return
+        if key in self._subscribers and self._loop is not None:
+            self._loop.call_soon_threadsafe(self._dispatch, key, update)
 
     def _run(self) -> None:
         backoff = 0.2
         while not self._stopping.is_set():
             try:
                 with self.database.connect(autocommit=True, **KEEPALIVE) as listener:
-                    listener.execute(psycopg.sql.SQL("LISTEN {}").format(
-                        psycopg.sql.Identifier(projected_channel(self.database))))
+                    for channel in (projected_channel(self.database), self.typing_channel):
+                        listener.execute(psycopg.sql.SQL("LISTEN {}").format(psycopg.sql.Identifier(channel)))
                     self.connected.set()
                     backoff = 0.2
                     while not self._stopping.is_set():
@@ -172,8 +220,9 @@ class LiveFeed:
                             if page:
                                 self._publish(page)
                                 continue
-                        for _ in listener.notifies(timeout=0.5, stop_after=1):
-                            pass
+                        for notify in listener.notifies(timeout=0.5, stop_after=1):
+                            if notify.channel == self.typing_channel:
+                                self._relay_typing(notify.payload)
             except Exception as error:  # reconnect after a database restart; what was missed is read on return
                 log.warning("live feed lost the database (%s); reconnecting in %.1fs", type(error).__name__, backoff)
             self.connected.clear()

@@ -164,3 +164,14 @@ class ConversationSearch(Body):
     channel: Literal["sms", "email", "voice", "webchat", "social"] | None = None
     cursor: str | None = Field(default=None, max_length=200)
     limit: int = Field(default=50, ge=1, le=200)
+
+
+class WidgetSettingsRequest(Body):
+    allowed_origins: list[str] = Field(default_factory=list, max_length=20,
+                                       description="scheme://host[:port] of each site that embeds the widget")
+    privacy_policy_url: str | None = Field(default=None, max_length=500)
+
+
+class WidgetSecretRotation(Body):
+    grace_seconds: int = Field(default=86_400, ge=0, le=30 * 86_400,
+                               description="how long the replaced secret keeps verifying identities")

@@ -51,6 +51,11 @@ class Settings:
     outbox_base_delay: float = 2.0
     outbox_concurrency: int = 4
     outbox_lease_seconds: float = 60.0
+    widget_messages_per_minute: float = 20.0
+    widget_ip_messages_per_minute: float = 60.0
+    widget_ip_connections_per_minute: float = 30.0
+    widget_max_message_chars: int = 2000
+    widget_identity_max_seconds: float = 86400.0
 
     @property
     def twilio_enabled(self) -> bool:
@@ -107,6 +112,11 @@ class Settings:
             outbox_base_delay=_number(env, "COMMHUB_OUTBOX_BASE_DELAY", 2.0),
             outbox_concurrency=max(1, int(_number(env, "COMMHUB_OUTBOX_CONCURRENCY", 4))),
             outbox_lease_seconds=max(1.0, _number(env, "COMMHUB_OUTBOX_LEASE_SECONDS", 60.0)),
+            widget_messages_per_minute=_number(env, "COMMHUB_WIDGET_MESSAGES_PER_MINUTE", 20.0),
+            widget_ip_messages_per_minute=_number(env, "COMMHUB_WIDGET_IP_MESSAGES_PER_MINUTE", 60.0),
+            widget_ip_connections_per_minute=_number(env, "COMMHUB_WIDGET_IP_CONNECTIONS_PER_MINUTE", 30.0),
+            widget_max_message_chars=int(_number(env, "COMMHUB_WIDGET_MAX_MESSAGE_CHARS", 2000)),
+            widget_identity_max_seconds=_number(env, "COMMHUB_WIDGET_IDENTITY_MAX_SECONDS", 86400.0),
         )
 
 

@@ -43,9 +43,9 @@ BENCHES = (
           "event store: sealed msgspec store vs plain eventsourcing; erasure against history size"),
     Bench("inbox", ("--quick",), (), "inbox queries at 100k/1M messages; inbound → agent websocket under load"),
     Bench("channels", ("--quick",), (), "Twilio: outbox throughput to a fake Twilio; signed webhook latency"),
-    Bench("email", ("--outbound", "100", "--inbound", "100"), (), "email: outbound to an aiosmtpd relay; inbound webhook"),
+    Bench("mail", ("--outbound", "100", "--inbound", "100"), (), "email: outbound to an aiosmtpd relay; inbound webhook"),
     Bench("scheduler", (), ("--full",), "reminder scheduler: due reminders dispatched with many future appointments"),
-    Bench("widget", ("--quick",), (), "web chat widget: concurrent connections, memory per connection, round trip"),
+    Bench("widget", ("--connections", "500", "--round-trips", "100"), (), "web chat widget: concurrent connections, memory per connection, round trip"),
     Bench("privacy", (), ("--full",), "erasure time against history size; replay rate"),
 )
 

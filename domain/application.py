@@ -33,6 +33,7 @@ from domain.ports import ContactHandles, KeyShredder
 from domain.privacy import PrivacyCommands
 from domain.sms import COMPLIANCE, SmsCommands, compliance_decision
 from domain.voice import VoiceCommands
+from domain.widget import WidgetCommands
 from domain.workspace import StaffMember, Workspace, WorkspaceSlug
 
 last_position: ContextVar[int] = ContextVar("last_position", default=0)
@@ -60,8 +61,8 @@ class Owners:
         self._seen[(kind.__name__, aggregate_id)] = workspace_id
 
 
-class CommHub(MinorsCommands, AppointmentCommands, EmailCommands, SmsCommands, VoiceCommands, PrivacyCommands,
-              Application):
+class CommHub(WidgetCommands, MinorsCommands, AppointmentCommands, EmailCommands, SmsCommands, VoiceCommands,
+             PrivacyCommands, Application):
     """All aggregates live in one application, so one notification log orders every event."""
 
     name = "commhub"

@@ -98,6 +98,7 @@ class Appointment(Aggregate):
     class Cancelled(Event):
         reason: str
         actor_id: UUID | None
+        via: str = "staff"  # staff or source (the system it came from said so: nothing to write back)
         personal: ClassVar[dict[str, str]] = {"reason": "contact_id"}
 
         def apply(self, appointment: Appointment) -> None:
@@ -113,12 +114,14 @@ class Appointment(Aggregate):
 
     class CheckedIn(Event):
         actor_id: UUID | None
+        via: str = "staff"
 
         def apply(self, appointment: Appointment) -> None:
             appointment.status = "checked_in"
 
     class Completed(Event):
         actor_id: UUID | None
+        via: str = "staff"
 
         def apply(self, appointment: Appointment) -> None:
             appointment.status = "completed"
@@ -126,6 +129,7 @@ class Appointment(Aggregate):
 
     class MarkedNoShow(Event):
         actor_id: UUID | None
+        via: str = "staff"
 
         def apply(self, appointment: Appointment) -> None:
             appointment.status = "no_show"
@@ -156,6 +160,29 @@ class Appointment(Aggregate):
         def apply(self, appointment: Appointment) -> None:
             appointment.reminders[self.job_key] = f"skipped:{self.reason}"
 
+    class WrittenBack(Event):
+        """The source system (an EHR over FHIR) accepted the status change ``change_key``."""
+
+        change_key: str
+        status: str
+        fhir_status: str
+        http_status: int
+
+        def apply(self, appointment: Appointment) -> None:
+            appointment.write_backs[self.change_key] = "written"
+
+    class WriteBackFailed(Event):
+        """Writing the status change back to the source system failed for good (after retries)."""
+
+        change_key: str
+        status: str
+        fhir_status: str
+        http_status: int | None  # None: the source never answered
+        attempts: int
+
+        def apply(self, appointment: Appointment) -> None:
+            appointment.write_backs[self.change_key] = "failed"
+
     def __init__(
         self, workspace_id: UUID, contact_id: UUID, staff_id: UUID | None, service: str, location: str,
         starts_at: datetime, ends_at: datetime, time_zone: str, notes: str, source: str, external_id: str | None,
@@ -176,6 +203,7 @@ class Appointment(Aggregate):
         self.finished_at: datetime | None = None
         self.reminders: dict[str, str] = {}
         self.reminded_conversation_id: UUID | None = None
+        self.write_backs: dict[str, str] = {}
 
     @classmethod
     def book(
@@ -209,11 +237,11 @@ class Appointment(Aggregate):
                       location=place, actor_id=actor_id, timestamp=now)
         return True
 
-    def cancel(self, reason: str | None, actor_id: UUID | None, now: datetime) -> bool:
+    def cancel(self, reason: str | None, actor_id: UUID | None, now: datetime, via: str = "staff") -> bool:
         if self.status == "cancelled":
             return False
         self._require(UPCOMING, "cancel")
-        self._trigger(self.Cancelled, reason=check_text("reason", reason), actor_id=actor_id, timestamp=now)
+        self._trigger(self.Cancelled, reason=check_text("reason", reason), actor_id=actor_id, via=via, timestamp=now)
         return True
 
     def confirm(self, via: str, message_id: UUID | None, actor_id: UUID | None, now: datetime) -> bool:
@@ -223,25 +251,25 @@ class Appointment(Aggregate):
         self._trigger(self.Confirmed, via=via, message_id=message_id, actor_id=actor_id, timestamp=now)
         return True
 
-    def check_in(self, actor_id: UUID | None, now: datetime) -> bool:
+    def check_in(self, actor_id: UUID | None, now: datetime, via: str = "staff") -> bool:
         if self.status == "checked_in":
             return False
         self._require(UPCOMING, "check in")
-        self._trigger(self.CheckedIn, actor_id=actor_id, timestamp=now)
+        self._trigger(self.CheckedIn, actor_id=actor_id, via=via, timestamp=now)
         return True
 
-    def complete(self, actor_id: UUID | None, now: datetime) -> bool:
+    def complete(self, actor_id: UUID | None, now: datetime, via: str = "staff") -> bool:
         if self.status == "completed":
             return False
         self._require((*UPCOMING, "checked_in"), "complete")
-        self._trigger(self.Completed, actor_id=actor_id, timestamp=now)
+        self._trigger(self.Completed, actor_id=actor_id, via=via, timestamp=now)
         return True
 
-    def mark_no_show(self, actor_id: UUID | None, now: datetime) -> bool:
+    def mark_no_show(self, actor_id: UUID | None, now: datetime, via: str = "staff") -> bool:
         if self.status == "no_show":
             return False
         self._require(UPCOMING, "mark as a no-show")
-        self._trigger(self.MarkedNoShow, actor_id=actor_id, timestamp=now)
+        self._trigger(self.MarkedNoShow, actor_id=actor_id, via=via, timestamp=now)
         return True
 
     def record_reminder_sent(
@@ -255,6 +283,19 @@ class Appointment(Aggregate):
                                 now: datetime) -> None:
         self._trigger(self.ReminderSkipped, job_key=job_key, policy_id=policy_id, planned_at=planned_at,
                       reason=reason, timestamp=now)
+
+    def record_write_back(self, change_key: str, status: str, fhir_status: str, http_status: int | None,
+                          attempts: int, now: datetime) -> bool:
+        """Record once how writing ``change_key`` back to the source ended (2xx: written)."""
+        if change_key in self.write_backs:
+            return False
+        if http_status is not None and 200 <= http_status < 300:
+            self._trigger(self.WrittenBack, change_key=change_key, status=status, fhir_status=fhir_status,
+                          http_status=http_status, timestamp=now)
+        else:
+            self._trigger(self.WriteBackFailed, change_key=change_key, status=status, fhir_status=fhir_status,
+                          http_status=http_status, attempts=attempts, timestamp=now)
+        return True
 
     # Queries ------------------------------------------------------------------------------
 

@@ -136,6 +136,13 @@ class AppointmentCommands:
     def mark_no_show(self, workspace_id: UUID, appointment_id: UUID, actor_id: UUID | None, now: datetime) -> None:
         self._appointment_change(workspace_id, appointment_id, lambda a: a.mark_no_show(actor_id, now))
 
+    def record_write_back(self, workspace_id: UUID, appointment_id: UUID, change_key: str, status: str,
+                          fhir_status: str, http_status: int | None, attempts: int, now: datetime) -> bool:
+        """How writing a status change back to the appointment's source system ended (once per change)."""
+        return self._appointment_change(  # type: ignore[no-any-return]
+            workspace_id, appointment_id,
+            lambda a: a.record_write_back(change_key, status, fhir_status, http_status, attempts, now))
+
     # Policies ------------------------------------------------------------------------------
 
     def reminder_policies(self, workspace_id: UUID, now: datetime) -> ReminderPolicies:
@@ -267,9 +274,9 @@ class AppointmentCommands:
         if command == "confirm":
             appointment.confirm("source", None, actor_id, now)
         elif command == "cancel":
-            appointment.cancel(None, actor_id, now)
+            appointment.cancel(None, actor_id, now, via="source")
         elif command is not None:
-            getattr(appointment, command)(actor_id, now)
+            getattr(appointment, command)(actor_id, now, via="source")
 
     def _appointment_change(self, workspace_id: UUID, appointment_id: UUID,
                             command: Callable[[Appointment], Any]) -> Any:

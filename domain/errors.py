@@ -217,3 +217,33 @@ class DateOfBirthInvalidError(DomainError):
 
 class MinimumAgeInvalidError(DomainError):
     """The minimum age of the under-age guard must be 1 to 25 years."""
+
+
+class WidgetNotConfiguredError(NotFoundError):
+    """The web chat widget is not set up in this workspace."""
+
+
+class WidgetKeyTakenError(DomainError):
+    """The widget public key is already in use."""
+
+    status = 409
+
+
+class WidgetOriginInvalidError(DomainError):
+    """An allowed origin must be scheme://host[:port]."""
+
+
+class WidgetPrivacyUrlInvalidError(DomainError):
+    """The privacy policy URL must be an http(s) URL."""
+
+
+class WidgetIdentityInvalidError(DomainError):
+    """The visitor identity is malformed or its signature does not match."""
+
+    status = 403
+
+
+class WidgetIdentityExpiredError(DomainError):
+    """The visitor identity has expired."""
+
+    status = 403

@@ -41,3 +41,12 @@ def reminder_jobs(conn: Any, workspace_id: UUID, appointment_id: UUID) -> list[d
             "SELECT policy_id, planned_at, send_after, status, outcome, finished_at FROM commhub_reminder_jobs"
             " WHERE workspace_id = %s AND appointment_id = %s ORDER BY planned_at", (workspace_id, appointment_id),
         ).fetchall()
+
+
+def write_backs(conn: Any, workspace_id: UUID, appointment_id: UUID) -> list[dict[str, Any]]:
+    """Status changes written (or being written) back to the FHIR system the appointment came from."""
+    with conn.cursor(row_factory=dict_row) as cursor:
+        return cursor.execute(
+            "SELECT status, state, attempts, http_status, created_at, finished_at FROM commhub_fhir_writebacks"
+            " WHERE workspace_id = %s AND appointment_id = %s ORDER BY created_at", (workspace_id, appointment_id),
+        ).fetchall()

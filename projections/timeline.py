@@ -62,6 +62,8 @@ KINDS: dict[type, str] = {
     Appointment.MarkedNoShow: "appointment.no_show",
     Appointment.ReminderSent: "appointment.reminder_sent",
     Appointment.ReminderSkipped: "appointment.reminder_skipped",
+    Appointment.WrittenBack: "appointment.written_back",
+    Appointment.WriteBackFailed: "appointment.write_back_failed",
     CallLogged: "call",
 }
 
@@ -103,7 +105,8 @@ def detail(e: Any) -> dict[str, Any] | None:
 
 def appointment_detail(e: Any) -> dict[str, Any]:
     info: dict[str, Any] = {"appointment_id": str(e.originator_id)}
-    for field in ("starts_at", "time_zone", "location", "via", "channel", "reason", "planned_at"):
+    for field in ("starts_at", "time_zone", "location", "via", "channel", "reason", "planned_at", "status",
+                  "fhir_status", "http_status"):
         if field in e.__dict__:
             value = clear(e.__dict__[field])
             info[field] = value.isoformat() if hasattr(value, "isoformat") else value

@@ -4,6 +4,8 @@ Protocol: the client connects to ``/ws/agent`` and sends ``{"token": "...", "aft
 (``after`` is the last position it saw; omit it to start from now). The server answers with
 every update after N, then ``{"type": "ready", "position": P}``, then live updates as they happen.
 Close codes: 4401 not authenticated, 4403 role may not use the inbox, 4409 too far behind (reload).
+Typing indicators (``conversation.typing``) carry no position: they are not replayed. While the socket
+is open the agent counts as online for the web chat widget (``commhub_agent_presence``).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import asyncio
 import json
 from datetime import datetime, timezone
 from typing import Any, Callable
+from uuid import uuid4
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from starlette.concurrency import run_in_threadpool
@@ -47,7 +50,16 @@ async def agent_socket(socket: WebSocket) -> None:
         await socket.close(4403, "role may not use the inbox")
         return
     queue = feed.subscribe(principal.workspace_id)
+    presence, connection_id = hub.extras["visitors"], uuid4()
+
+    def still_valid() -> Any:
+        holder = hub.tokens.resolve(token, datetime.now(timezone.utc))
+        if holder is not None:
+            presence.agent_seen(connection_id, principal.workspace_id, datetime.now(timezone.utc))
+        return holder
+
     try:
+        await run_in_threadpool(presence.agent_seen, connection_id, principal.workspace_id, datetime.now(timezone.utc))
         head = await run_in_threadpool(feed.floor)
         last = head if after is None else after
         if after is not None:
@@ -59,11 +71,12 @@ async def agent_socket(socket: WebSocket) -> None:
                 await socket.send_json(update)
             last = max(after, head)
         await socket.send_json({"type": "ready", "position": last})
-        await _pump(socket, queue, last, lambda: hub.tokens.resolve(token, datetime.now(timezone.utc)))
+        await _pump(socket, queue, last, still_valid)
     except WebSocketDisconnect:
         pass
     finally:
         feed.unsubscribe(principal.workspace_id, queue)
+        await run_in_threadpool(presence.agent_left, connection_id)
 
 
 async def _pump(
@@ -92,7 +105,9 @@ async def _pump(
             if getter in done:
                 update = getter.result()
                 getter = None
-                if update["position"] > last:
+                if "position" not in update:  # typing: live only
+                    await socket.send_json(update)
+                elif update["position"] > last:
                     await socket.send_json(update)
                     last = update["position"]
     finally:

@@ -58,6 +58,7 @@ def list_appointments(
 def get_appointment(appointment_id: UUID, principal: Contacts, conn: Conn) -> dict[str, Any]:
     row = _row(conn, principal.workspace_id, appointment_id)
     row["reminders"] = plain(queries.reminder_jobs(conn, principal.workspace_id, appointment_id))
+    row["write_backs"] = plain(queries.write_backs(conn, principal.workspace_id, appointment_id))
     return row
 
 

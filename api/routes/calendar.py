@@ -6,7 +6,9 @@ import json
 from typing import Any
 from uuid import UUID
 
-from fastapi import APIRouter, Header, HTTPException, Request, Response
+from datetime import timedelta
+
+from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from adapters import fhir, ics
@@ -21,7 +23,7 @@ from domain.errors import WorkspaceNotFoundError
 from projections import appointment_queries as queries
 
 router = APIRouter(tags=["calendar"])
-FEED_WINDOW_LIMIT = 2_000
+FEED_MAX_EVENTS = 20_000  # a safety bound on one feed; a window of two years of a busy diary stays under it
 MAX_WEBHOOK_BYTES = 200_000
 
 
@@ -51,14 +53,21 @@ def revoke_feed(feed_id: UUID, principal: Settings_, hub: HubDep) -> None:
 
 
 @router.get("/calendar/{token}.ics", include_in_schema=True)
-def calendar_feed(token: str, hub: HubDep, conn: Conn) -> Response:
-    """The staff member's appointments as iCalendar: service, place and time, never the patient's name."""
+def calendar_feed(
+    token: str, hub: HubDep, conn: Conn,
+    past_days: int = Query(default=30, ge=0, le=366, description="Appointments that started up to this many days ago"),
+    future_days: int = Query(default=365, ge=1, le=1096, description="Appointments starting up to this many days ahead"),
+) -> Response:
+    """The staff member's appointments as iCalendar: service, place and time, never the patient's name.
+    By default from 30 days ago to 365 days ahead (``?past_days=…&future_days=…`` to change it)."""
     owner = feeds(hub).resolve(token) if 20 <= len(token) <= 100 else None
     if owner is None:
         raise HTTPException(404, "Calendar feed not found")
     workspace_id, staff_id = owner
-    rows = queries.list_appointments(conn, workspace_id, staff_id=staff_id, limit=FEED_WINDOW_LIMIT)
-    body = ics.feed(hub.app.get_workspace(workspace_id).name, rows, now())
+    at = now()
+    rows = queries.list_appointments(conn, workspace_id, staff_id=staff_id, starts_from=at - timedelta(days=past_days),
+                                     starts_before=at + timedelta(days=future_days), limit=FEED_MAX_EVENTS)
+    body = ics.feed(hub.app.get_workspace(workspace_id).name, rows, at)
     return Response(body, media_type="text/calendar; charset=utf-8")
 
 

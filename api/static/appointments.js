@@ -11,6 +11,7 @@ export class AppointmentsPanel {
     this.onBooked = onBooked;
     this.id = null;
     this.ticket = 0;
+    this.timer = null;
     $("appointment-form").addEventListener("submit", (event) => this.book(event));
   }
 
@@ -23,6 +24,14 @@ export class AppointmentsPanel {
   clear() {
     this.ticket += 1;
     this.id = null;
+    clearTimeout(this.timer);
+  }
+
+  /** An appointment of this contact changed (live update): read the list again, once per burst. */
+  refreshSoon() {
+    if (!this.id) return;
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.load(), 100);
   }
 
   async load() {

@@ -85,7 +85,9 @@ export class ContactPanel {
   onUpdate(update) {
     if (!this.id || update.contact_id !== this.id) return;
     const isContact = update.type.startsWith("contact.");
-    if (!isContact && !TIMELINE_UPDATES.has(update.type)) return;
+    const isAppointment = update.type.startsWith("appointment.");
+    if (!isContact && !isAppointment && !TIMELINE_UPDATES.has(update.type)) return;
+    if (isAppointment) this.appointments.refreshSoon(); // booked, moved, cancelled… by someone else too
     if (update.type === "contact.erased") this.timeline = []; // earlier entries lost their detail: read all again
     this.wanted = Math.max(this.wanted, update.position);
     this.profileStale ||= isContact;

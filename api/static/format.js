@@ -98,6 +98,12 @@ export function timelineText(entry) {
     case "appointment.booked": return `Appointment booked${d.service ? `: ${d.service}` : ""}${d.starts_at ? ` for ${longTime(d.starts_at)}` : ""}`;
     case "appointment.rescheduled": return d.starts_at ? `Appointment moved to ${longTime(d.starts_at)}` : "Appointment moved";
     case "appointment.confirmed": return d.via === "reply" ? "Appointment confirmed by reply" : "Appointment confirmed";
+    case "appointment.cancelled": return "Appointment cancelled";
+    case "appointment.checked_in": return "Checked in for the appointment";
+    case "appointment.completed": return "Appointment completed";
+    case "appointment.no_show": return "Did not attend the appointment";
+    case "appointment.written_back": return `Status written back to the source system${d.fhir_status ? ` (${d.fhir_status})` : ""}`;
+    case "appointment.write_back_failed": return `Could not write the status back to the source system${d.http_status ? ` (HTTP ${d.http_status})` : ""}`;
     case "appointment.reminder_sent": return `Reminder sent${d.channel ? ` by ${channelName(d.channel)}` : ""}`;
     case "appointment.reminder_skipped": return `Reminder not sent (${(d.reason ?? "skipped").replace(/_/g, " ")})`;
     case "call": return [CALLS[d.call] ?? "Call", d.duration ? `(${d.duration}s)` : "", d.preview ?? ""].filter(Boolean).join(" ");

@@ -152,6 +152,10 @@ const app = {
   },
 
   onUpdate(update) {
+    if (update.type === "conversation.typing") {
+      if (update.conversation_id === this.selectedId) this.thread.showTyping();
+      return;
+    }
     if (update.type.startsWith("conversation.")) {
       const open = update.conversation_id === this.selectedId;
       const watching = open && document.visibilityState === "visible";

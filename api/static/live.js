@@ -71,6 +71,7 @@ export class LiveSocket {
       this.handlers.ready(this.position);
       return;
     }
+    if (message.position === undefined) return this.handlers.update(message); // typing: live only, no position
     if (this.position !== null && message.position <= this.position) return; // already seen
     this.position = message.position;
     this.handlers.update(message);

@@ -31,6 +31,23 @@ export class Thread {
       }
     });
     $("canned").addEventListener("change", (event) => this.insertCanned(event.target));
+    this.typedAt = 0;
+    this.typingTimer = null;
+    this.box.addEventListener("input", () => this.typed());
+  }
+
+  /** Web chat visitors see that an agent is typing (at most one signal every 2.5 s; ids only). */
+  typed() {
+    const now = Date.now();
+    if (this.row?.channel !== "webchat" || this.composer.dataset.mode === "note" || now - this.typedAt < 2500) return;
+    this.typedAt = now;
+    post(`/conversations/${this.id}/typing`).catch(() => {});
+  }
+
+  showTyping() {
+    $("typing").hidden = false;
+    clearTimeout(this.typingTimer);
+    this.typingTimer = setTimeout(() => { $("typing").hidden = true; }, 4000);
   }
 
   get row() {
@@ -44,6 +61,7 @@ export class Thread {
     this.lateStatus.clear();
     this.items.clear();
     this.list.replaceChildren();
+    $("typing").hidden = true;
     $("thread-empty").hidden = true;
     $("thread-body").hidden = false;
     this.list.setAttribute("aria-busy", "true");
@@ -108,6 +126,7 @@ export class Thread {
 
   /** A live update about this conversation. */
   apply(update) {
+    if (update.type === "conversation.message_received") $("typing").hidden = true;
     const base = { at: update.at, position: update.position, author_id: update.author_id ?? null };
     switch (update.type) {
       case "conversation.message_received":

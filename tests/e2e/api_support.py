@@ -329,7 +329,8 @@ class AgentSocket:
             self.connection = None
 
     def _seen(self, update: dict[str, Any]) -> dict[str, Any]:
-        self.position = max(self.position or 0, update["position"])
+        if "position" in update:  # typing indicators have none
+            self.position = max(self.position or 0, update["position"])
         return update
 
 

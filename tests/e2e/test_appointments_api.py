@@ -3,6 +3,7 @@ confirmed by a reply, batch/ICS/FHIR imports, the secret ICS feed, and the conta
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import Iterator
@@ -16,7 +17,8 @@ from playwright.sync_api import expect, sync_playwright
 
 from adapters.fhir import signature, workspace_secret
 from adapters.postgres import Database
-from tests.e2e.api_support import Api, assert_problem, demo_login, login, phone_number, unique, wait_for
+from tests.e2e.api_support import (Api, AgentSocket, assert_problem, demo_login, login, phone_number, unique,
+                                   wait_for)
 from tests.e2e.conftest import Server, start_server, stop_server
 
 FHIR_SECRET = "f" * 16 + uuid.uuid4().hex
@@ -130,32 +132,55 @@ def test_a_batch_import_is_all_or_nothing_and_repeating_it_changes_nothing(owner
 
 def test_an_ics_upload_books_appointments_and_the_secret_staff_feed_parses_back_and_can_be_revoked(server, owner):
     email = f"{unique('ics')}@example.org"
+    year = datetime.now(UTC).year + 1  # a spring date in summer time, within two years
     uid = unique("uid")
     upload = (
         "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nBEGIN:VEVENT\r\n"
-        f"UID:{uid}\r\nDTSTAMP:20260101T000000Z\r\nDTSTART;TZID=Europe/London:20300402T093000\r\n"
-        "DTEND;TZID=Europe/London:20300402T100000\r\nSUMMARY:Sports massage\r\nLOCATION:Room 1\r\n"
+        f"UID:{uid}\r\nDTSTAMP:20260101T000000Z\r\nDTSTART;TZID=Europe/London:{year}0402T093000\r\n"
+        f"DTEND;TZID=Europe/London:{year}0402T100000\r\nSUMMARY:Sports massage\r\nLOCATION:Room 1\r\n"
         f"ATTENDEE;CN=Ivy Calendar:mailto:{email}\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n")
     headers = {"Content-Type": "text/calendar"}
     imported = owner.ok("POST", "/api/v1/appointments/import/ics", content=upload.encode(), headers=headers)["items"]
     assert_problem(owner.post("/api/v1/appointments/import/ics", content=b"BEGIN:nonsense", headers=headers), 422)
     appointment = owner.ok("GET", f"/api/v1/appointments/{imported[0]['appointment_id']}")
-    assert appointment["starts_at"] == "2030-04-02T08:30:00+00:00" and appointment["time_zone"] == "Europe/London"
+    assert appointment["starts_at"] == f"{year}-04-02T08:30:00+00:00" and appointment["time_zone"] == "Europe/London"
     owner.ok("POST", f"/api/v1/appointments/{appointment['appointment_id']}/reschedule", {
         "starts_at": appointment["starts_at"], "ends_at": appointment["ends_at"], "staff_id": owner.me["staff_id"]})
 
     feed = owner.ok("POST", "/api/v1/calendar/feeds", {"staff_id": owner.me["staff_id"]})
     assert email not in feed["url"] and owner.me["staff_id"] not in feed["url"]
-    response = httpx.get(f"{server.url}{feed['url']}")
+    response = httpx.get(f"{server.url}{feed['url']}?future_days=730")  # next spring may be >1 year ahead
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/calendar")
     events = {str(e["uid"]): e for e in Calendar.from_ical(response.text).walk("VEVENT")}
     event = events[f"{appointment['appointment_id']}@commhub"]
     assert str(event["summary"]) == "Sports massage" and str(event["location"]) == "Room 1"
-    assert event.decoded("dtstart") == datetime(2030, 4, 2, 8, 30, tzinfo=UTC)
+    assert event.decoded("dtstart") == datetime(year, 4, 2, 8, 30, tzinfo=UTC)
     assert "Ivy" not in response.text and email not in response.text
 
     owner.request("DELETE", f"/api/v1/calendar/feeds/{feed['feed_id']}")
     assert_problem(httpx.get(f"{server.url}{feed['url']}"), 404)
+
+
+def test_the_staff_feed_covers_30_days_back_to_a_year_ahead_unless_asked_for_another_window(server, owner, agent):
+    contact = new_contact(agent)
+    ids = {}
+    for label, days in (("long ago", -40), ("last week", -7), ("in three months", 90), ("next year", 400)):
+        ids[label] = agent.ok("POST", "/api/v1/appointments", {
+            "contact_id": contact["contact_id"], "service": f"Window {label}", "starts_at": at(days * 24 * 60),
+            "ends_at": at(days * 24 * 60 + 30), "staff_id": agent.me["staff_id"]})["appointment_id"]
+    feed = agent.ok("POST", "/api/v1/calendar/feeds", {"staff_id": agent.me["staff_id"]})
+
+    def labels(query: str = "") -> set[str]:
+        response = httpx.get(f"{server.url}{feed['url']}{query}")
+        assert response.status_code == 200, response.text
+        uids = {str(e["uid"]) for e in Calendar.from_ical(response.text).walk("VEVENT")}
+        return {label for label, appointment_id in ids.items() if f"{appointment_id}@commhub" in uids}
+
+    assert labels() == {"last week", "in three months"}
+    assert labels("?past_days=60&future_days=500") == set(ids)
+    assert labels("?past_days=0&future_days=30") == set()
+    assert_problem(httpx.get(f"{server.url}{feed['url']}?future_days=0"), 422)
+    assert_problem(httpx.get(f"{server.url}{feed['url']}?past_days=-1"), 422)
 
 
 def fhir_bundle(appointment_id: str, phone: str, start: str, status: str = "booked") -> dict:
@@ -196,7 +221,33 @@ def test_the_fhir_webhook_books_moves_and_cancels_by_appointment_id_and_refuses_
     assert_problem(push({"resourceType": "Appointment"}), 422)
 
 
-def test_an_agent_books_an_appointment_from_the_contact_panel(server, owner):
+def test_appointments_another_agent_books_and_cancels_reach_the_owners_websocket_without_sealed_fields(
+        server, owner, agent):
+    contact = new_contact(agent)
+    service = unique("Private consultation")
+
+    async def scenario() -> list[dict]:
+        socket = AgentSocket(server.url, owner.token)
+        await socket.connect()
+        try:
+            booked = await asyncio.to_thread(agent.ok, "POST", "/api/v1/appointments", {
+                "contact_id": contact["contact_id"], "service": service, "starts_at": at(60 * 50),
+                "ends_at": at(60 * 51), "location": "Room 9"})
+            await asyncio.to_thread(agent.ok, "POST", f"/api/v1/appointments/{booked['appointment_id']}/cancel",
+                                    {"reason": "Feeling better"})
+            updates = await socket.collect(lambda seen: any(u["type"] == "appointment.cancelled" for u in seen), 20)
+        finally:
+            await socket.close()
+        return [u for u in updates if u.get("appointment_id") == booked["appointment_id"]]
+
+    updates = asyncio.run(asyncio.wait_for(scenario(), timeout=40))
+    assert [(u["type"], u["status"]) for u in updates] == [("appointment.booked", "booked"),
+                                                           ("appointment.cancelled", "cancelled")]
+    assert {u["contact_id"] for u in updates} == {contact["contact_id"]} and updates[0]["location"] == "Room 9"
+    assert service not in json.dumps(updates) and "Feeling better" not in json.dumps(updates)
+
+
+def test_an_agent_books_an_appointment_from_the_contact_panel(server, owner, agent):
     credentials = json.loads((server.data_dir / "demo-login.json").read_text())
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=[
@@ -223,6 +274,16 @@ def test_an_agent_books_an_appointment_from_the_contact_panel(server, owner):
             expect(item).to_contain_text("Follow-up consultation")
             expect(item).to_contain_text("Room 4")
             expect(page.locator("#timeline")).to_contain_text("Appointment booked")
+
+            mine = [a for a in owner.ok("GET", "/api/v1/appointments", params={"limit": 500})["items"]
+                    if a["service"] == "Follow-up consultation"]
+            agent.ok("POST", "/api/v1/appointments", {  # someone else books: the open panel shows it live
+                "contact_id": mine[0]["contact_id"], "service": "Booked elsewhere", "starts_at": at(60 * 100),
+                "ends_at": at(60 * 101)})
+            expect(page.locator("#appointments")).to_contain_text("Booked elsewhere")
+            agent.ok("POST", f"/api/v1/appointments/{mine[0]['appointment_id']}/cancel", {})
+            expect(item.filter(has_text="Follow-up consultation")).to_have_count(0)
+            expect(page.locator("#timeline")).to_contain_text("Appointment cancelled")
             assert errors == []
         finally:
             browser.close()

@@ -3,12 +3,13 @@ talked to on every channel there is and then erased, no dump of the database, no
 logged and no file in its data directory holds anything of theirs, while another person is intact.
 
 Each channel is one function in ``CHANNELS``, given the clinic (its API client and the fake
-providers it talks to) and the person: add the next channel (the web widget, voice…) as another
+providers it talks to) and the person: add the next channel (voice, social…) as another
 function that makes the person write in or be written to and records what it introduced.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import os
@@ -26,7 +27,8 @@ import pytest
 
 from api.routes.email import INBOUND_PATH, signature_for
 from tests.e2e.api_support import Api, demo_credentials, demo_login, login, phone_number, unique, wait_for
-from tests.e2e.conftest import ROOT, start_server, stop_server
+from tests.e2e.conftest import ROOT, Server, start_server, stop_server
+from tests.e2e.widget_support import Visitor
 from tests.fake_twilio import FakeTwilio
 from tests.integration.helpers import count_events, pg_dump
 
@@ -34,6 +36,7 @@ CONTACTS = "/api/v1/contacts"
 PUBLIC = "https://hub.clinic.example"
 EMAIL_SECRET = "acceptance-inbound-secret-0042"
 INBOUND_ADDRESS = "front-desk@clinic.example"
+WIDGET_ORIGIN = "https://www.clinic.example"
 
 
 @dataclass
@@ -65,6 +68,8 @@ class Clinic:
     api: Api
     twilio: FakeTwilio
     sms_number: str
+    server: Server
+    widget_key: str
 
 
 # The channels that exist now. Each makes ``person`` write in (or be written to) and records what it introduced.
@@ -163,8 +168,36 @@ def appointments(clinic: Clinic, person: Person) -> None:
         "starts_at": "2031-01-02T09:00:00+00:00", "ends_at": "2031-01-02T09:30:00+00:00"})
 
 
+def web_chat(clinic: Clinic, person: Person) -> None:
+    """The web chat widget's offline form: they leave their email and a message from the clinic's site;
+    the visitor contact it creates is merged into theirs."""
+    body = person.said(f"Is the hydrotherapy pool open on Sundays? {uuid.uuid4().hex[:6]}")
+
+    async def leave_a_message() -> str:
+        visitor = Visitor(clinic.server, clinic.widget_key, origin=WIDGET_ORIGIN)
+        await visitor.open()
+        await visitor.send({"type": "offline", "client_id": uuid.uuid4().hex, "email": person.email, "body": body,
+                            "consent": True})
+        ack = await visitor.until(lambda f: f["type"] in ("ack", "error"))
+        await visitor.close()
+        assert ack["type"] == "ack", ack
+        return ack["message_id"]
+
+    message_id = asyncio.run(leave_a_message())
+    def conversation() -> dict | None:
+        for c in clinic.api.ok("GET", "/api/v1/conversations?view=all&limit=200")["items"]:
+            if c["channel"] == "webchat" and any(m["message_id"] == message_id for m in clinic.api.messages(c["conversation_id"])):
+                return c
+        return None
+    found = wait_for(conversation, what="the web chat message in the inbox")
+    # an unverified email never attaches a visitor to an existing contact: staff merge them once they are sure
+    assert found["contact_id"] != person.contact_id
+    clinic.api.ok("POST", f"{CONTACTS}/{person.contact_id}/merge", {"duplicate_id": found["contact_id"]})
+    person.conversations.add(found["conversation_id"])
+
+
 CHANNELS: list[Callable[[Clinic, Person], None]] = [
-    sandbox_sms, twilio_sms, sandbox_email, email_webhook, composed_email, replies_notes_and_labels,
+    sandbox_sms, twilio_sms, sandbox_email, email_webhook, composed_email, web_chat, replies_notes_and_labels,
     contact_notes_tags_and_consent, appointments,
 ]
 
@@ -222,7 +255,9 @@ def owner(server):
 def test_an_erased_person_is_in_no_dump_log_or_file_and_everyone_else_is_intact(server, owner, twilio, fresh_database,
                                                                                  tmp_path):
     owner.ok("POST", "/api/v1/email/inbound-addresses", {"address": INBOUND_ADDRESS})
-    clinic = Clinic(owner, twilio, phone_number())
+    widget = owner.ok("PUT", "/api/v1/widget", {"allowed_origins": [WIDGET_ORIGIN],
+                                                "privacy_policy_url": "https://clinic.example/privacy"})
+    clinic = Clinic(owner, twilio, phone_number(), server, widget["public_key"])
     owner.ok("POST", "/api/v1/sms/numbers", {"number": clinic.sms_number})
     compliance_password = "a long compliance password"
     officer = owner.ok("POST", "/api/v1/staff", {"name": "Cora Compliance", "email": f"{unique('cora')}@clinic.example",

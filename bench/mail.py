@@ -1,6 +1,6 @@
 """Benchmark: outbound emails/s to a loopback SMTP relay, and inbound webhook latency.
 
-Run it with ``uv run python bench/email.py [--outbound N] [--inbound N]``. It uses the PostgreSQL
+Run it with ``uv run python bench/mail.py [--outbound N] [--inbound N]``. It uses the PostgreSQL
 server in ``DATABASE_URL`` when set, otherwise an embedded one; every part gets a fresh schema,
 dropped at the end. All traffic is to 127.0.0.1 (and the database server).
 
@@ -23,10 +23,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-# Run as a script, this file's folder comes first on sys.path and "email" would be this file, not
-# the standard library: put the project root there instead.
-_HERE = Path(__file__).resolve().parent
-sys.path[:] = [str(_HERE.parent), *(p for p in sys.path if Path(p or ".").resolve() != _HERE)]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: the project root first
 
 import argparse  # noqa: E402
 import asyncio  # noqa: E402
@@ -171,7 +168,7 @@ def main() -> None:
         console.print(f"PostgreSQL: {description}")
         (tmp / "out").mkdir()
         (tmp / "in").mkdir()
-        findings = Findings("email")
+        findings = Findings("mail")
         outbound(stack, url, tmp / "out", args.outbound, findings)
         inbound(stack, url, tmp / "in", args.inbound, findings)
         findings.write()
