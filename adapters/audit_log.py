@@ -9,6 +9,7 @@ last hash of each chain, so cutting entries off the end is detected too.
 from __future__ import annotations
 
 import hashlib
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Iterable
@@ -55,6 +56,12 @@ class AuditLog:
         self.app = app
         self.database = database
         self.transcoder = MsgspecTranscoder()
+        # Appends to one chain are serialised in this process (they would only collide on the version
+        # and retry), and the last entry this process wrote is remembered, so an append is one save.
+        # Another process appending meanwhile shows up as a version conflict: reread and retry.
+        self._guard = threading.Lock()
+        self._chains: dict[UUID, threading.Lock] = {}
+        self._heads: dict[UUID, tuple[int, str]] = {}
 
     def setup(self) -> None:
         with self.database.connect(autocommit=True) as conn:
@@ -68,8 +75,19 @@ class AuditLog:
         """Append one entry; concurrent appends to the same chain retry on the version conflict."""
         stream = audit_stream_id(workspace_id)
         subjects = list(dict.fromkeys(subject_ids))
+        with self._guard:
+            chain = self._chains.setdefault(workspace_id, threading.Lock())
+        with chain:
+            return self._append(workspace_id, stream, action, now=now, actor_id=actor_id, via=via,
+                                subjects=subjects, target_id=target_id, route=route, count=count, outcome=outcome)
+
+    def _append(
+        self, workspace_id: UUID, stream: UUID, action: str, *, now: datetime, actor_id: UUID | None, via: str,
+        subjects: list[UUID], target_id: UUID | None, route: str | None, count: int | None, outcome: str,
+    ) -> AuditEntry:
         for _ in range(50):
-            version, previous = self._last(stream)
+            known = self._heads.pop(workspace_id, None)
+            version, previous = known if known is not None else self._last(stream)
             entry = AuditEntry(
                 originator_id=stream, originator_version=version + 1, timestamp=now, workspace_id=workspace_id,
                 previous_hash=previous, action=action, actor_id=actor_id, via=via, subject_ids=subjects,
@@ -80,8 +98,9 @@ class AuditLog:
             except IntegrityError:
                 continue  # another entry took this version: chain onto it
             stored = self.app.mapper.to_stored_event(entry)
-            self._advance_head(workspace_id, entry.originator_version,
-                               entry_hash(stream, entry.originator_version, stored.topic, stored.state))
+            digest = entry_hash(stream, entry.originator_version, stored.topic, stored.state)
+            self._heads[workspace_id] = (entry.originator_version, digest)
+            self._advance_head(workspace_id, entry.originator_version, digest)
             return entry
         raise IntegrityError("audit log is too busy; try again")
 

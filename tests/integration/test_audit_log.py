@@ -100,6 +100,17 @@ def test_concurrent_appends_form_one_unbroken_chain(hub):
     assert report.intact and report.entries == 24
 
 
+def test_two_processes_appending_in_turn_keep_one_chain(hub):
+    from adapters.audit_log import AuditLog
+
+    workspace_id = new_workspace(hub.app)
+    first, second = hub.privacy.audit, AuditLog(hub.app, hub.database)  # each remembers its own last entry
+    for log in (first, second, first, second, second, first):
+        log.record(workspace_id, "contact.viewed", now=NOW)
+    report = first.verify(workspace_id)
+    assert report.intact and report.entries == 6
+
+
 def test_audit_entries_hold_ids_and_counts_only(hub):
     workspace_id = new_workspace(hub.app)
     person = new_person(hub.app, workspace_id, "Pia")
