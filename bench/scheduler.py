@@ -21,7 +21,7 @@ from adapters.outbox_worker import OutboxWorker
 from adapters.reminder_worker import CLAIM_JOBS, ReminderWorker
 from api.bootstrap import bootstrap, channel_senders
 from api.settings import Settings
-from bench._common import console, fresh_schema, ms, percentile, ratio, server_url, server_version
+from bench._common import Findings, console, fresh_schema, ms, percentile, ratio, server_url, server_version
 from domain.appointments_app import Booking
 from domain.reminders import Policy
 
@@ -153,6 +153,16 @@ def main() -> None:
                   f" {ratio(percentile(idle_full, 50), percentile(idle_empty, 50))} |")
     console.print(f"| idle claim query p95 | {ms(percentile(idle_empty, 95))} | {ms(percentile(idle_full, 95))} |"
                   f" {ratio(percentile(idle_full, 95), percentile(idle_empty, 95))} |")
+    findings = Findings("scheduler")
+    findings.figure(f"reminders queued per s with {future:,} future rows", full[0], empty[0], "reminders/s",
+                    baseline_name="empty table")
+    findings.figure(f"outbox deliveries per s with {future:,} future rows", full[1], empty[1], "messages/s",
+                    baseline_name="empty table")
+    findings.figure(f"idle claim query p95 with {future:,} future rows", percentile(idle_full, 95) * 1000,
+                    percentile(idle_empty, 95) * 1000, "ms", better="lower", baseline_name="empty table")
+    findings.latencies("claim query, empty table", idle_empty)
+    findings.latencies(f"claim query, {future:,} future rows", idle_full)
+    findings.write()
 
 
 if __name__ == "__main__":
