@@ -56,12 +56,12 @@ class AuditLog:
         self.app = app
         self.database = database
         self.transcoder = MsgspecTranscoder()
-        # Appends to one chain are serialised in this process (they would only collide on the version
-        # and retry), and the last entry this process wrote is remembered, so an append is one save.
-        # Another process appending meanwhile shows up as a version conflict: reread and retry.
+        # Appends to one chain are serialised in this process: concurrent requests would only collide
+        # on the version and retry. Another process appending meanwhile shows up as a version
+        # conflict: reread and retry. (The last entry is always read from the store, never cached, so
+        # a restored database cannot leave a gap in the chain.)
         self._guard = threading.Lock()
         self._chains: dict[UUID, threading.Lock] = {}
-        self._heads: dict[UUID, tuple[int, str]] = {}
 
     def setup(self) -> None:
         with self.database.connect(autocommit=True) as conn:
@@ -86,8 +86,7 @@ class AuditLog:
         subjects: list[UUID], target_id: UUID | None, route: str | None, count: int | None, outcome: str,
     ) -> AuditEntry:
         for _ in range(50):
-            known = self._heads.pop(workspace_id, None)
-            version, previous = known if known is not None else self._last(stream)
+            version, previous = self._last(stream)
             entry = AuditEntry(
                 originator_id=stream, originator_version=version + 1, timestamp=now, workspace_id=workspace_id,
                 previous_hash=previous, action=action, actor_id=actor_id, via=via, subject_ids=subjects,
@@ -99,7 +98,6 @@ class AuditLog:
                 continue  # another entry took this version: chain onto it
             stored = self.app.mapper.to_stored_event(entry)
             digest = entry_hash(stream, entry.originator_version, stored.topic, stored.state)
-            self._heads[workspace_id] = (entry.originator_version, digest)
             self._advance_head(workspace_id, entry.originator_version, digest)
             return entry
         raise IntegrityError("audit log is too busy; try again")

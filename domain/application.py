@@ -45,8 +45,9 @@ T = TypeVar("T")
 
 class Owners:
     """The workspace of each aggregate this process has loaded. An aggregate never changes
-    workspace and is never deleted, so a hit is always true: commands that only need to know an
-    id belongs to the caller's workspace skip reloading it. Holds ids only, no personal data."""
+    workspace and is never deleted, so a hit proves the id exists in that workspace — and nothing
+    more (it may since have been merged or erased): commands that only need ownership skip
+    reloading it. Holds ids only, no personal data."""
 
     def __init__(self, size: int = 200_000) -> None:
         self.size = size
@@ -476,7 +477,8 @@ class CommHub(WidgetCommands, MinorsCommands, AppointmentCommands, EmailCommands
     def _contact_exists(self, workspace_id: UUID, contact_id: UUID) -> bool:
         if self.owners.owns(Contact, contact_id, workspace_id):
             return True
-        return self._get(contact_id, Contact) is not None
+        contact = self._get(contact_id, Contact)
+        return contact is not None and contact.workspace_id == workspace_id
 
     def _get(self, aggregate_id: UUID, kind: type) -> Any:
         try:

@@ -58,7 +58,7 @@ def _channel(hub: Hub) -> EmailChannel:
 
 async def _read_limited(request: Request, limit: int) -> bytes | None:
     declared = request.headers.get("content-length")
-    if declared is not None and (not declared.isdigit() or int(declared) > limit):
+    if declared is not None and (not (declared.isascii() and declared.isdigit()) or int(declared) > limit):
         return None
     chunks, size = [], 0
     async for chunk in request.stream():

@@ -57,7 +57,7 @@ def _number(form: dict[str, str], name: str) -> str:
 
 def _media(form: dict[str, str]) -> list[dict[str, Any]]:
     raw = form.get("NumMedia", "0") or "0"
-    if not raw.isdigit() or int(raw) > MAX_MEDIA:
+    if not (raw.isascii() and raw.isdigit()) or int(raw) > MAX_MEDIA:
         raise HTTPException(422, f"NumMedia must be a number from 0 to {MAX_MEDIA}")
     attachments = []
     for index in range(int(raw)):
@@ -167,7 +167,7 @@ async def dial_finished(request: Request) -> Response:
         if status == ANSWERED:
             if contact_id is not None:
                 hub.app.log_call(workspace_id, contact_id, call_sid=call_sid, kind="answered", now=now(),
-                                 duration=int(duration) if duration.isdigit() else None)
+                                 duration=int(duration) if duration.isascii() and duration.isdigit() else None)
             response.hangup()
             return response
         if contact_id is not None:
@@ -191,7 +191,7 @@ async def voicemail_recorded(request: Request) -> Response:
     def store() -> None:
         workspace_id, contact_id = _caller(hub, form)
         if contact_id is not None and url:
-            seconds = int(duration) if duration.isdigit() else None
+            seconds = int(duration) if duration.isascii() and duration.isdigit() else None
             hub.app.log_call(workspace_id, contact_id, call_sid=call_sid, kind="voicemail", now=now(),
                              duration=seconds, attachments=[{"url": url, "content_type": "audio/wav",
                                                              "duration": seconds}])
