@@ -10,6 +10,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
 import psycopg
+from eventsourcing.persistence import IntegrityError
 
 from adapters.postgres import Database
 from domain.application import CommHub
@@ -81,7 +82,9 @@ class ReminderWorker:
             log.warning("reminder job failed (%s)", type(error).__name__)
             if attempts >= MAX_ATTEMPTS:
                 self._finish_job(key, "failed", type(error).__name__)
-            return  # leased: retried when the lease ends
+            elif isinstance(error, IntegrityError):  # lost a race for the conversation: try again now,
+                self._release_job(key)               # not after the lease
+            return  # otherwise leased: retried when the lease ends
         if decision.action == "defer":
             assert decision.until is not None
             with self.database.connection() as conn:
@@ -90,6 +93,11 @@ class ReminderWorker:
         else:
             status = "sent" if decision.action == "send" or decision.reason == "sent" else "skipped"
             self._finish_job(key, status, decision.reason or "sent")
+
+    def _release_job(self, key: str) -> None:
+        with self.database.connection() as conn:
+            conn.execute("UPDATE commhub_reminder_jobs SET due_at = %s WHERE job_key = %s AND status = 'pending'",
+                         (self.clock(), key))
 
     def _finish_job(self, key: str, status: str, outcome: str) -> None:
         with self.database.connection() as conn:

@@ -143,12 +143,17 @@ def bootstrap(settings: Settings, *, database: Database | None = None) -> Hub:
     handles = HandleIndex(vault)
     handles.setup()
     tokens = TokenStore(database)
-    app = CommHub(
-        database.eventsourcing_env(pool_size=settings.pool_size),
-        mapper_factory=lambda _: SealingMapper(MsgspecTranscoder(), vault),
-        shredder=vault,
-        handles=handles,
-    )
+    with database.connect(autocommit=True) as lock:  # processes starting together would race on CREATE TABLE
+        lock.execute("SELECT pg_advisory_lock(7261003)")
+        try:
+            app = CommHub(
+                database.eventsourcing_env(pool_size=settings.pool_size),
+                mapper_factory=lambda _: SealingMapper(MsgspecTranscoder(), vault),
+                shredder=vault,
+                handles=handles,
+            )
+        finally:
+            lock.execute("SELECT pg_advisory_unlock(7261003)")
     email = wire_email(settings, app, database, vault)
     views = [Staff(), Directory(), Consents(), Inbox(), Messages(), Timeline(), Outbox(),
              Handles(handles.digest, HANDLES_SQL), Appointments(), Reminders(), email.view, *privacy_views(),

@@ -172,7 +172,7 @@ def test_two_worker_processes_never_send_the_same_reminder(hub, settings):
     claimed = [int(w.communicate(timeout=60)[0].split()[-1]) for w in workers]
     hub.projections.catch_up()
 
-    assert sum(claimed) == 24, claimed
+    assert sum(claimed) >= 24, claimed  # a job whose send lost a race is claimed again at once
     sent_events = [e for a in appointments for e in hub.app.events.get(a) if type(e).__name__ == "ReminderSent"]
     assert len(sent_events) == 24 and len({e.message_id for e in sent_events}) == 24
     assert len(sent(hub, person)) == 24
