@@ -11,7 +11,6 @@ import json
 import logging
 import re
 import threading
-import time
 from typing import Any
 from uuid import UUID
 
@@ -23,7 +22,7 @@ from domain.appointment import Appointment
 from domain.contact import Contact
 from domain.conversation import Conversation
 from api.present import plain
-from projections.runner import projected_channel, projected_floor
+from projections.runner import projected_channel, projected_floor, wait_until
 from projections.timeline import KINDS
 
 log = logging.getLogger(__name__)
@@ -109,14 +108,7 @@ class LiveFeed:
 
     def wait_for(self, position: int, timeout: float) -> bool:
         """Block until the read models (built by whichever process) include ``position``."""
-        deadline = time.monotonic() + timeout
-        with self._advanced:
-            while self.position < position:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return False
-                self._advanced.wait(remaining)
-        return True
+        return wait_until(self._advanced, lambda: self.position, position, timeout)
 
     def subscribe(self, workspace_id: UUID) -> asyncio.Queue[dict[str, Any]]:
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()

@@ -48,6 +48,19 @@ def projected_floor(conn: psycopg.Connection[Any]) -> int:
     return int(row[0] or 0)
 
 
+def wait_until(advanced: threading.Condition, reached: Callable[[], int], position: int, timeout: float) -> bool:
+    """Block until ``reached()`` is at least ``position`` (re-checked whenever ``advanced`` is
+    notified); False after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    with advanced:
+        while reached() < position:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            advanced.wait(remaining)
+    return True
+
+
 class Projection(Protocol):
     name: str
 
@@ -227,14 +240,7 @@ class ProjectionRunner:
 
     def wait_for(self, position: int, timeout: float = 5.0) -> bool:
         """Block until every projection has applied ``position`` (read-your-writes for the API)."""
-        deadline = time.monotonic() + timeout
-        with self._advanced:
-            while self.position < position:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return False
-                self._advanced.wait(remaining)
-        return True
+        return wait_until(self._advanced, lambda: self.position, position, timeout)
 
     def _advance(self, position: int) -> None:
         with self._advanced:
