@@ -11,17 +11,16 @@ from __future__ import annotations
 
 import logging
 import random
-import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 from urllib.parse import quote
 
 import httpx
-import psycopg
 
 from adapters import fhir
 from adapters.fhir_integrations import FhirIntegration, FhirIntegrations
+from adapters.polling import PollingWorker
 from adapters.postgres import Database
 from domain.application import CommHub
 
@@ -67,12 +66,15 @@ def write_status(client: httpx.Client, integration: FhirIntegration, external_id
     return Attempt(answer.status_code, answer.status_code in RETRYABLE)
 
 
-class FhirWriteBackWorker:
+class FhirWriteBackWorker(PollingWorker):
+    name = "fhir-writeback"
+
     def __init__(
         self, app: CommHub, database: Database, integrations: FhirIntegrations, *, max_attempts: int = 8,
         base_delay: float = 1.0, timeout: float = 10.0, clock: Callable[[], datetime] | None = None,
         poll_seconds: float = 5.0,
     ) -> None:
+        super().__init__()
         self.app = app
         self.database = database
         self.integrations = integrations
@@ -81,23 +83,6 @@ class FhirWriteBackWorker:
         self.timeout = timeout
         self.poll_seconds = poll_seconds
         self.clock = clock or (lambda: datetime.now(timezone.utc))
-        self._wake = threading.Event()
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> FhirWriteBackWorker:
-        self._thread = threading.Thread(target=self._run, name="commhub-fhir-writeback", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stopping.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=15)
-
-    def wake(self, *_: Any) -> None:
-        self._wake.set()
 
     def run_once(self, limit: int = 20) -> int:
         """Write back the changes due now; returns how many rows were claimed."""
@@ -139,16 +124,3 @@ class FhirWriteBackWorker:
             conn.execute("UPDATE commhub_fhir_writebacks SET state = %s, http_status = COALESCE(%s, http_status),"
                          " finished_at = %s WHERE change_key = %s AND state = 'pending'",
                          (state, http_status, self.clock(), key))
-
-    def _run(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                if self.run_once() == 0:
-                    self._wake.wait(self.poll_seconds)
-                    self._wake.clear()
-            except (psycopg.Error, OSError) as error:
-                log.warning("FHIR write-back worker error (%s); retrying", type(error).__name__)
-                self._stopping.wait(1.0)
-            except Exception as error:
-                log.error("FHIR write-back worker failed (%s); retrying", type(error).__name__)
-                self._stopping.wait(1.0)

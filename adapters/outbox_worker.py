@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import logging
 import random
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Mapping
 
-import psycopg
 
 from adapters.channels import ChannelSender, DeliveryResult, OutboundMessage
+from adapters.polling import PollingWorker
 from adapters.postgres import Database
 from domain.application import CommHub
 
@@ -21,12 +20,17 @@ log = logging.getLogger(__name__)
 LEASE = timedelta(seconds=60)
 
 
-class OutboxWorker:
+class OutboxWorker(PollingWorker):
+    name = "outbox"
+    poll_seconds = 1.0
+    stop_timeout = 30.0  # finish the delivery in flight, release the rest
+
     def __init__(
         self, app: CommHub, database: Database, channels: Mapping[str, ChannelSender], *,
         max_attempts: int = 8, base_delay: float = 2.0, clock: Callable[[], datetime] | None = None,
         concurrency: int = 1, lease_seconds: float = LEASE.total_seconds(),
     ) -> None:
+        super().__init__()
         self.app = app
         self.database = database
         self.channels = channels
@@ -35,24 +39,6 @@ class OutboxWorker:
         self.concurrency = max(1, concurrency)  # sends of one batch in parallel: each row is leased to us
         self.lease = timedelta(seconds=lease_seconds)  # a dead worker's claimed rows come back after this
         self.clock = clock or (lambda: datetime.now(timezone.utc))
-        self._wake = threading.Event()
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> OutboxWorker:
-        self._thread = threading.Thread(target=self._run, name="commhub-outbox", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self, timeout: float = 30.0) -> None:
-        """Finish the delivery in flight (never cut a provider call short), release the rest."""
-        self._stopping.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=timeout)
-
-    def wake(self, *_: Any) -> None:
-        self._wake.set()
 
     def run_once(self, limit: int = 50) -> int:
         """Deliver what is due now; returns how many rows were attempted."""
@@ -67,7 +53,7 @@ class OutboxWorker:
             ).fetchall()
         def handle(row: tuple[Any, ...]) -> None:
             *fields, purpose = row
-            if self._stopping.is_set():  # shutting down: hand it back instead of holding its lease
+            if self.stopping:  # shutting down: hand it back instead of holding its lease
                 self._release([row[0]])
                 return
             message = OutboundMessage(*fields)
@@ -144,16 +130,3 @@ class OutboxWorker:
                 " WHERE message_id = %s AND status = 'pending'",
                 (status, error, when, done, when, done, message.message_id),
             )
-
-    def _run(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                if self.run_once() == 0:
-                    self._wake.wait(1.0)
-                    self._wake.clear()
-            except (psycopg.Error, OSError) as error:
-                log.warning("outbox worker error (%s); retrying", type(error).__name__)
-                self._stopping.wait(1.0)
-            except Exception as error:
-                log.error("outbox worker failed (%s); retrying", type(error).__name__)
-                self._stopping.wait(1.0)

@@ -5,13 +5,12 @@ record each outcome. A claimed row is leased: if its worker dies, another takes 
 from __future__ import annotations
 
 import logging
-import threading
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
-import psycopg
 from eventsourcing.persistence import IntegrityError
 
+from adapters.polling import PollingWorker
 from adapters.postgres import Database
 from domain.application import CommHub
 from domain.replies import Verdict
@@ -35,30 +34,16 @@ CLAIM_REPLIES = (
 )
 
 
-class ReminderWorker:
+class ReminderWorker(PollingWorker):
+    name = "reminders"
+
     def __init__(self, app: CommHub, database: Database, *, clock: Callable[[], datetime] | None = None,
                  poll_seconds: float = 5.0) -> None:
+        super().__init__()
         self.app = app
         self.database = database
         self.clock = clock or (lambda: datetime.now(timezone.utc))
         self.poll_seconds = poll_seconds
-        self._wake = threading.Event()
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> ReminderWorker:
-        self._thread = threading.Thread(target=self._run, name="commhub-reminders", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stopping.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-
-    def wake(self, *_: Any) -> None:
-        self._wake.set()
 
     def run_once(self, limit: int = 50) -> int:
         """Handle the jobs and replies due now; returns how many rows were claimed."""
@@ -115,16 +100,3 @@ class ReminderWorker:
         with self.database.connection() as conn:
             conn.execute("UPDATE commhub_reminder_replies SET status = 'done', outcome = %s WHERE message_id = %s",
                          (outcome, message_id))
-
-    def _run(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                if self.run_once() == 0:
-                    self._wake.wait(self.poll_seconds)
-                    self._wake.clear()
-            except (psycopg.Error, OSError) as error:
-                log.warning("reminder worker error (%s); retrying", type(error).__name__)
-                self._stopping.wait(1.0)
-            except Exception as error:
-                log.error("reminder worker failed (%s); retrying", type(error).__name__)
-                self._stopping.wait(1.0)
