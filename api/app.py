@@ -26,6 +26,7 @@ from api.routes import (agent_socket, appointments, audit, auth, calendar, conta
                         fhir_writeback, minors, privacy, reminder_policies, replay, sandbox, sms_settings, twilio,
                         unsubscribe, widget_admin, widget_socket)
 from api.routes import settings as settings_routes
+from api.routes import meta, meta_accounts, social
 from api.settings import Settings
 from api.widget_gateway import WidgetGateway
 
@@ -184,7 +185,7 @@ def create_app(
 
     for module in (auth, contacts, conversations, settings_routes, sandbox, agent_socket, appointments,
                    reminder_policies, calendar, fhir_writeback, email, unsubscribe, sms_settings, twilio, replay,
-                   minors, privacy, audit, widget_admin, widget_socket):
+                   minors, privacy, audit, widget_admin, widget_socket, meta, meta_accounts, social):
         app.include_router(module.router)
 
     @app.get("/healthz", tags=["operations"])

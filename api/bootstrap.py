@@ -25,6 +25,7 @@ from adapters.webchat import WebchatChannel
 from adapters.widget_visitors import SCHEMA_SQL as WIDGET_SQL
 from adapters.widget_visitors import VisitorStore
 from api.email_setup import wire_email
+from api.meta_setup import wire_meta
 from api.privacy_parts import Privacy, privacy_views
 from api.twilio_setup import twilio_channel
 from api.settings import Settings
@@ -155,13 +156,14 @@ def bootstrap(settings: Settings, *, database: Database | None = None) -> Hub:
         finally:
             lock.execute("SELECT pg_advisory_unlock(7261003)")
     email = wire_email(settings, app, database, vault)
+    meta = wire_meta(settings, app, handles)
     views = [Staff(), Directory(), Consents(), Inbox(), Messages(), Timeline(), Outbox(),
              Handles(handles.digest, HANDLES_SQL), Appointments(), Reminders(), email.view, *privacy_views(),
-             WidgetVisitors(WIDGET_SQL), FhirWriteBacks()]
+             WidgetVisitors(WIDGET_SQL), FhirWriteBacks(), meta.view]
     runner = ProjectionRunner(app, database, views)
     runner.setup()
     tokens.setup()
-    outbox = OutboxWorker(app, database, {**channel_senders(settings, app), **email.senders},
+    outbox = OutboxWorker(app, database, {**channel_senders(settings, app), **email.senders, **meta.senders},
                           max_attempts=settings.outbox_max_attempts, base_delay=settings.outbox_base_delay,
                           concurrency=settings.outbox_concurrency, lease_seconds=settings.outbox_lease_seconds)
     reminders = ReminderWorker(app, database, poll_seconds=settings.reminder_poll_seconds)
@@ -182,4 +184,4 @@ def bootstrap(settings: Settings, *, database: Database | None = None) -> Hub:
     return Hub(settings=settings, database=database, vault=vault, app=app, handles=handles, tokens=tokens,
                projections=runner, outbox=outbox, embedded=embedded, reminders=reminders,
                extras={"calendar_feeds": feeds, "email": email, "visitors": VisitorStore(vault),
-                       "fhir_integrations": integrations}, privacy=privacy, writeback=writeback)
+                       "fhir_integrations": integrations, "meta": meta}, privacy=privacy, writeback=writeback)

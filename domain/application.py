@@ -32,6 +32,7 @@ from domain.minors import MinorsCommands, check_date_of_birth
 from domain.ports import ContactHandles, KeyShredder
 from domain.privacy import PrivacyCommands
 from domain.sms import COMPLIANCE, SmsCommands, compliance_decision
+from domain.social_commands import SocialCommands
 from domain.voice import VoiceCommands
 from domain.widget import WidgetCommands
 from domain.workspace import StaffMember, Workspace, WorkspaceSlug
@@ -63,7 +64,7 @@ class Owners:
 
 
 class CommHub(WidgetCommands, MinorsCommands, AppointmentCommands, EmailCommands, SmsCommands, VoiceCommands,
-             PrivacyCommands, Application):
+             PrivacyCommands, SocialCommands, Application):
     """All aggregates live in one application, so one notification log orders every event."""
 
     name = "commhub"
@@ -360,6 +361,7 @@ class CommHub(WidgetCommands, MinorsCommands, AppointmentCommands, EmailCommands
             conversation = self.get_conversation(workspace_id, conversation_id)
             contact = self.get_contact(workspace_id, conversation.contact_id)
             decision = self.channel_decision(contact, conversation.channel, purpose, now)  # consent, quiet hours
+            decision = self.social_window(conversation, decision, now)  # Meta's 24-hour window
             if decision.allowed:
                 conversation.send(message_id, body, author_id, purpose, now)
             else:

@@ -30,6 +30,8 @@ class Refusal(StrEnum):
     NO_ADDRESS = "no_address_for_channel"
     QUIET_HOURS = "quiet_hours"
     MINOR = "under_minimum_age_for_marketing"
+    OUTSIDE_WINDOW = "outside_customer_service_window"  # WhatsApp free text 24 h after their last message
+    OUTSIDE_HUMAN_AGENT_WINDOW = "outside_human_agent_window"  # Messenger/Instagram 7 days after it
 
 
 @dataclass(frozen=True)

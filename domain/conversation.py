@@ -14,8 +14,8 @@ from domain.personal import is_erased
 CONVERSATION_NAMESPACE = uuid5(NAMESPACE_URL, "https://commhub.invalid/conversation")
 RECEIPT_NAMESPACE = uuid5(NAMESPACE_URL, "https://commhub.invalid/inbound-receipt")
 MAX_BODY = 20_000
-DELIVERY_STATUSES = ("queued", "sent", "delivered", "undelivered", "failed", "captured", "cancelled")
-FINAL_STATUSES = ("delivered", "undelivered", "failed", "captured", "cancelled")
+DELIVERY_STATUSES = ("queued", "sent", "delivered", "undelivered", "failed", "captured", "cancelled", "read")
+FINAL_STATUSES = ("delivered", "undelivered", "failed", "captured", "cancelled", "read")
 
 
 def conversation_id_for(contact_id: UUID, channel: str, thread: str = "default") -> UUID:
@@ -41,8 +41,9 @@ def check_label(label: str) -> str:
 class Conversation(Aggregate):
     """A thread with one contact on one channel; message bodies are sealed under the contact's key."""
 
-    personal_state: ClassVar[tuple[str, ...]] = ("labels",)
+    personal_state: ClassVar[tuple[str, ...]] = ("labels", "social_recipient")
     personal_subject: ClassVar[str] = "contact_id"  # snapshots seal labels under the contact's key
+    last_inbound_at: datetime | None = None  # class default: snapshots from before it was kept
 
     class Event(Aggregate.Event):
         workspace_id: UUID
@@ -66,6 +67,7 @@ class Conversation(Aggregate):
             conversation.snoozed_until = None
             conversation.unread += 1
             conversation.last_activity = self.timestamp
+            conversation.last_inbound_at = self.timestamp  # opens the 24-hour window of social channels
 
     class MessageSent(Event):
         """An outbound message was queued for delivery (the outbox delivers it)."""

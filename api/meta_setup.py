@@ -1,0 +1,37 @@
+"""Wiring of the Meta channels for the composition root: the account token store, the social
+handle index and its projection, and the Graph API sender (sandbox without an app secret)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from adapters.channels import ChannelSender
+from adapters.handles import HandleIndex
+from adapters.meta_accounts import MetaAccounts
+from adapters.meta_graph import MetaChannel
+from adapters.social_handles import SCHEMA_SQL as SOCIAL_HANDLES_SQL
+from adapters.social_handles import SocialHandleIndex
+from api.settings import Settings
+from domain.application import CommHub
+from domain.social import SOCIAL
+from projections.social_handles import SocialHandles
+
+
+@dataclass
+class MetaWiring:
+    accounts: MetaAccounts
+    handles: SocialHandleIndex
+    view: SocialHandles
+    senders: dict[str, ChannelSender]
+
+
+def wire_meta(settings: Settings, app: CommHub, handles: HandleIndex) -> MetaWiring:
+    accounts = MetaAccounts(handles.vault)
+    accounts.setup()
+    social = SocialHandleIndex(handles)
+    social.setup()
+    app.social_handles = social
+    senders: dict[str, ChannelSender] = {}
+    if settings.meta.enabled:
+        senders[SOCIAL] = MetaChannel(app, accounts, graph_url=settings.meta.graph_url, timeout=settings.meta.timeout)
+    return MetaWiring(accounts, social, SocialHandles(social.digest, SOCIAL_HANDLES_SQL), senders)
