@@ -153,10 +153,13 @@ class SocialCommands:
         name = (profile_name or "").strip()[:200] or None
         if platform is Platform.WHATSAPP:
             try:
-                return self.find_or_create_contact(workspace_id, kind="phone", value=identifiers.e164(f"+{sender_id}"),  # type: ignore[no-any-return]
-                                                   name=name, now=now)
+                phone = identifiers.e164(f"+{sender_id}")
             except PhoneNumberInvalidError:
-                pass  # not a dialable number: a handle of its own, like a PSID
+                phone = None
+            if phone is not None:
+                return self.find_or_create_contact(workspace_id, kind="phone", value=phone,  # type: ignore[no-any-return]
+                                                   name=name, now=now)
+            # not a dialable number: a handle of its own, like a PSID
         assert self.social_handles is not None, "social routing needs the social handle index"
         kind, value = social_handle(platform, account_id, sender_id)
         found = self.social_handles.find(workspace_id, kind, value)
@@ -284,8 +287,8 @@ class SocialCommands:
                 by_conversation.setdefault(receipt.conversation_id, []).append(receipt.message_id)
         moved = 0
         for conversation_id, message_ids in by_conversation.items():
-            moved += self._advance(workspace_id, conversation_id, lambda c, ids=message_ids: ids, status,
-                                   error_code, now)
+            moved += self._advance_social(workspace_id, conversation_id, lambda c, ids=message_ids: ids, status,
+                                          error_code, now)
         return moved
 
     def record_social_watermark(self, workspace_id: UUID, platform: Platform, account_id: str, sender_id: str,
@@ -302,8 +305,8 @@ class SocialCommands:
                 continue
             conversation_id = conversation_id_for(candidate, SOCIAL, thread_for(platform, account_id))
             if self._get(conversation_id, Conversation) is not None:
-                moved += self._advance(workspace_id, conversation_id, lambda c: up_to(c, watermark, status), status,
-                                       None, now)
+                moved += self._advance_social(workspace_id, conversation_id, lambda c: up_to(c, watermark, status),
+                                              status, None, now)
         return moved
 
     def record_social_read_up_to(self, workspace_id: UUID, platform: Platform, provider_message_id: str,
@@ -319,9 +322,9 @@ class SocialCommands:
                 return []
             return up_to(conversation, datetime.fromtimestamp(entry[0], tz=now.tzinfo), "read")
 
-        return self._advance(workspace_id, receipt.conversation_id, chosen, "read", None, now)
+        return self._advance_social(workspace_id, receipt.conversation_id, chosen, "read", None, now)
 
-    def _advance(self, workspace_id: UUID, conversation_id: UUID, pick: Callable[[Conversation], list[UUID]],
+    def _advance_social(self, workspace_id: UUID, conversation_id: UUID, pick: Callable[[Conversation], list[UUID]],
                  status: str, error_code: str | None, now: datetime) -> int:
         def attempt() -> int:
             conversation = self.get_conversation(workspace_id, conversation_id)
