@@ -19,7 +19,7 @@ from adapters.meta_accounts import MetaAccounts
 from domain.application import CommHub
 from domain.errors import NotFoundError
 from domain.personal import readable
-from domain.social import Mode, Platform, platform_of, recipient, window
+from domain.social import Mode, Platform, last_wrote, platform_of, recipient, window
 
 log = logging.getLogger(__name__)
 GRAPH_API = "https://graph.facebook.com/v21.0"
@@ -101,7 +101,7 @@ class MetaChannel:
         if template is not None:
             payload = template_payload(to, template.name, template.language, readable(template.parameters, []) or [])
         else:
-            verdict = window(platform, conversation.last_inbound_at, self.clock())
+            verdict = window(platform, last_wrote(conversation), self.clock())
             if verdict.mode is None:
                 return DeliveryResult("failed", error_code=str(verdict.refusal))
             payload = text_payload(platform, to, message.body, verdict.mode)

@@ -36,6 +36,7 @@ class InboundMessage:
     text: str
     attachments: list[dict[str, Any]] = field(default_factory=list)
     profile_name: str | None = None
+    sent_at: datetime | None = None  # when the person sent it, by Meta's clock
 
 
 @dataclass(frozen=True)
@@ -106,7 +107,8 @@ def _messaging(platform: Platform, account_id: str, item: dict[str, Any]) -> lis
         attachments = [_attachment(a) for a in _list(message.get("attachments", []), "attachments", MAX_ATTACHMENTS)]
         if not text.strip() and not attachments:
             return []  # nothing we can show (a reaction, an unsupported message)
-        return [InboundMessage(platform, account_id, sender, mid, text, attachments)]
+        sent_at = _millis(item["timestamp"]) if item.get("timestamp") is not None else None
+        return [InboundMessage(platform, account_id, sender, mid, text, attachments, None, sent_at)]
     if "delivery" in item:
         delivery = _dict(item["delivery"], "delivery")
         mids = [_provider_id(m, "delivery.mids[]") for m in _list(delivery.get("mids", []), "mids", MAX_ITEMS)]
@@ -201,7 +203,8 @@ def _whatsapp_message(account_id: str, message: dict[str, Any], names: dict[str,
         text = f"[{kind} message]"  # location, contacts, interactive…: shown, content not kept
     if not text.strip() and not attachments:
         return None
-    return InboundMessage(Platform.WHATSAPP, account_id, sender, wamid, text, attachments, names.get(sender))
+    return InboundMessage(Platform.WHATSAPP, account_id, sender, wamid, text, attachments, names.get(sender),
+                          _seconds(message.get("timestamp")))
 
 
 # Checks ---------------------------------------------------------------------------------------
@@ -245,7 +248,16 @@ def _provider_id(value: Any, name: str) -> str:
     return value
 
 
+def _seconds(value: Any) -> datetime | None:
+    """WhatsApp's message time: epoch seconds, as a string of digits."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.isascii() or not value.isdigit() or not 0 < int(value) < 10**11:
+        raise PayloadInvalidError("timestamp must be a time in seconds")
+    return datetime.fromtimestamp(int(value), tz=timezone.utc)
+
+
 def _millis(value: Any) -> datetime:
     if not isinstance(value, int) or isinstance(value, bool) or not 0 < value < 10**14:
-        raise PayloadInvalidError("watermark must be a time in milliseconds")
+        raise PayloadInvalidError("watermark and timestamp must be times in milliseconds")
     return datetime.fromtimestamp(value / 1000, tz=timezone.utc)

@@ -43,7 +43,6 @@ class Conversation(Aggregate):
 
     personal_state: ClassVar[tuple[str, ...]] = ("labels", "social_recipient")
     personal_subject: ClassVar[str] = "contact_id"  # snapshots seal labels under the contact's key
-    last_inbound_at: datetime | None = None  # class default: snapshots from before it was kept
 
     class Event(Aggregate.Event):
         workspace_id: UUID
@@ -67,7 +66,6 @@ class Conversation(Aggregate):
             conversation.snoozed_until = None
             conversation.unread += 1
             conversation.last_activity = self.timestamp
-            conversation.last_inbound_at = self.timestamp  # opens the 24-hour window of social channels
 
     class MessageSent(Event):
         """An outbound message was queued for delivery (the outbox delivers it)."""

@@ -101,6 +101,22 @@ class SocialAddressUsed(Conversation.Event):
         conversation.social_recipient = self.recipient_id  # type: ignore[attr-defined]
 
 
+class CustomerWrote(Conversation.Event):
+    """The person sent a message at ``sent_at`` (Meta's time, not when its webhook reached us: a
+    delivery retried hours later must not reopen the 24-hour window)."""
+
+    sent_at: datetime
+
+    def apply(self, conversation: Conversation) -> None:
+        if last_wrote(conversation) is None or self.sent_at > last_wrote(conversation):  # type: ignore[operator]
+            conversation.social_last_wrote = self.sent_at  # type: ignore[attr-defined]
+
+
+def last_wrote(conversation: Conversation) -> datetime | None:
+    """When the person last wrote on this thread: the start of the customer-service window."""
+    return getattr(conversation, "social_last_wrote", None)
+
+
 class SocialMessageSent(Conversation.Event):
     """Meta accepted one of our messages under this provider id (its statuses refer to it)."""
 

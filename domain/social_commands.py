@@ -22,6 +22,7 @@ from domain.social import (
     ACCOUNT_ID,
     MetaAccount,
     Platform,
+    CustomerWrote,
     SocialAddressUsed,
     SocialIdentityLinked,
     SocialMessageSent,
@@ -29,6 +30,7 @@ from domain.social import (
     SocialStatusChanged,
     SocialTemplate,
     advances,
+    last_wrote,
     platform_of,
     recipient,
     social_outbound,
@@ -181,7 +183,7 @@ class SocialCommands:
     def receive_social(
         self, *, workspace_id: UUID, contact_id: UUID, platform: Platform, account_id: str, sender_id: str,
         provider_message_id: str, body: str, attachments: list[dict[str, Any]], now: datetime,
-        message_id: UUID | None = None,
+        message_id: UUID | None = None, sent_at: datetime | None = None,
     ) -> InboundSocial:
         """Store an inbound social message once per provider id, on the contact the sender is now
         (a merged-away duplicate's messages land on the contact it was merged into)."""
@@ -198,6 +200,8 @@ class SocialCommands:
                 conversation.trigger_event(SocialAddressUsed, workspace_id=workspace_id, contact_id=contact.id,
                                            platform=platform.value, account_id=account_id, recipient_id=sender_id,
                                            timestamp=now)
+            conversation.trigger_event(CustomerWrote, workspace_id=workspace_id, contact_id=contact.id,
+                                       sent_at=min(sent_at or now, now), timestamp=now)
             conversation.receive(message_id, body, attachments, provider_message_id, now)
             receipt = InboundReceipt.record(workspace_id=workspace_id, channel=SOCIAL, provider_message_id=receipt_key,
                                             message_id=message_id, conversation_id=conversation.id, now=now)
@@ -219,7 +223,7 @@ class SocialCommands:
         found = platform_of(conversation.thread) if conversation.channel == SOCIAL else None
         if not decision.allowed or found is None:
             return decision
-        verdict = window(found[0], conversation.last_inbound_at, now)
+        verdict = window(found[0], last_wrote(conversation), now)
         return decision if verdict.mode is not None else SendDecision(False, verdict.refusal)
 
     def send_social_template(

@@ -184,7 +184,7 @@ def messaging(platform: str, account_id: str, items: list[dict[str, Any]]) -> di
 
 
 def dm(platform: str, account_id: str, sender_id: str, text: str | None = None, *, mid: str | None = None,
-       images: list[str] = (), echo: bool = False) -> dict[str, Any]:
+       images: list[str] = (), echo: bool = False, sent_ms: int | None = None) -> dict[str, Any]:
     """A Messenger or Instagram message from ``sender_id`` to the page/account (or our own echo)."""
     message: dict[str, Any] = {"mid": mid or "m_" + uuid.uuid4().hex}
     if text is not None:
@@ -196,7 +196,7 @@ def dm(platform: str, account_id: str, sender_id: str, text: str | None = None, 
         message["app_id"] = 1517776481860111
     sender, recipient = (account_id, sender_id) if echo else (sender_id, account_id)
     return messaging(platform, account_id, [{"sender": {"id": sender}, "recipient": {"id": recipient},
-                                             "timestamp": now_ms(), "message": message}])
+                                             "timestamp": sent_ms or now_ms(), "message": message}])
 
 
 def read(platform: str, account_id: str, sender_id: str, watermark: int | None = None,
@@ -220,10 +220,11 @@ def whatsapp(phone_number_id: str, value: dict[str, Any]) -> dict[str, Any]:
 
 
 def wa_message(phone_number_id: str, wa_id: str, text: str | None = None, *, name: str | None = None,
-               wamid: str | None = None, image: tuple[str, str] | None = None) -> dict[str, Any]:
+               wamid: str | None = None, image: tuple[str, str] | None = None,
+               sent: float | None = None) -> dict[str, Any]:
     """A WhatsApp message from ``wa_id`` (their number, digits only), with their profile name."""
     message: dict[str, Any] = {"from": wa_id, "id": wamid or "wamid." + uuid.uuid4().hex.upper(),
-                               "timestamp": str(int(time.time()))}
+                               "timestamp": str(int(sent or time.time()))}
     if image is not None:
         message.update(type="image",
                        image={"id": image[0], "mime_type": image[1], "sha256": "x", "caption": text or ""})

@@ -100,7 +100,7 @@ def handle(hub: Hub, workspace_id: UUID, event: Event) -> None:
             app.receive_social(workspace_id=workspace_id, contact_id=contact_id, platform=event.platform,
                                account_id=event.account_id, sender_id=event.sender_id,
                                provider_message_id=event.provider_message_id, body=event.text,
-                               attachments=event.attachments, now=at)
+                               attachments=event.attachments, now=at, sent_at=event.sent_at)
         case StatusUpdate():
             error = error_text(event.error_code) if event.status == "failed" else None
             app.record_social_status(workspace_id, event.platform, event.provider_message_ids, event.status, error, at)

@@ -229,3 +229,15 @@ def test_the_social_handle_index_is_rebuilt_from_events_and_emptied_by_erasure(h
     app.erase_contact(workspace_id, received.contact_id, request_id=uuid.uuid4(), actor_id=None, now=NOW)
     hub.projections.catch_up()
     assert index.find(workspace_id, "instagram", "4004:9009") is None
+
+
+def test_the_window_counts_from_when_the_person_wrote_not_from_a_late_webhook(hub):
+    app = hub.app
+    workspace_id = new_workspace(app)
+    contact_id = app.social_contact(workspace_id, Platform.WHATSAPP, "3003", "447700900888", None, NOW)
+    received = app.receive_social(workspace_id=workspace_id, contact_id=contact_id, platform=Platform.WHATSAPP,
+                                  account_id="3003", sender_id="447700900888", provider_message_id="wamid.LATE",
+                                  body="Sent yesterday, delivered now", attachments=[], now=NOW,
+                                  sent_at=NOW - timedelta(hours=30))
+    _, decision = app.reply(workspace_id, received.conversation_id, body="Hello", author_id=None, now=NOW)
+    assert str(decision.reason) == "outside_customer_service_window"

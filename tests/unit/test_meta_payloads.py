@@ -4,6 +4,7 @@ wrong shape is refused (a 4xx) rather than half-read."""
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 
 import pytest
 
@@ -14,8 +15,11 @@ from tests.fake_meta import delivery, dm, read, wa_message, wa_status
 
 @pytest.mark.parametrize("platform", ["messenger", "instagram"])
 def test_a_text_message_names_the_account_the_sender_and_the_mid(platform):
-    [event] = parse(dm(platform, "1001", "2002", "Hello there", mid="m_abc-1"))
-    assert event == InboundMessage(Platform(platform), "1001", "2002", "m_abc-1", "Hello there", [])
+    payload = dm(platform, "1001", "2002", "Hello there", mid="m_abc-1")
+    payload["entry"][0]["messaging"][0]["timestamp"] = 1700000000123
+    [event] = parse(payload)
+    assert event == InboundMessage(Platform(platform), "1001", "2002", "m_abc-1", "Hello there", [], None,
+                                   datetime.fromtimestamp(1700000000.123, tz=timezone.utc))
 
 
 def test_images_become_attachments_with_their_url_and_type():
@@ -39,8 +43,11 @@ def test_delivery_and_read_receipts_of_messenger_and_instagram():
 
 
 def test_a_whatsapp_message_carries_the_phone_number_id_the_wa_id_and_the_profile_name():
-    [event] = parse(wa_message("3003", "447700900123", "Hi", name="Kerry Smith", wamid="wamid.ABC="))
-    assert event == InboundMessage(Platform.WHATSAPP, "3003", "447700900123", "wamid.ABC=", "Hi", [], "Kerry Smith")
+    payload = wa_message("3003", "447700900123", "Hi", name="Kerry Smith", wamid="wamid.ABC=")
+    payload["entry"][0]["changes"][0]["value"]["messages"][0]["timestamp"] = "1700000000"
+    [event] = parse(payload)
+    assert event == InboundMessage(Platform.WHATSAPP, "3003", "447700900123", "wamid.ABC=", "Hi", [], "Kerry Smith",
+                                   datetime.fromtimestamp(1700000000, tz=timezone.utc))
 
 
 def test_a_whatsapp_image_keeps_its_media_id_type_and_caption():
