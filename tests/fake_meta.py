@@ -52,10 +52,12 @@ class Sent:
 class FakeMeta:
     app_secret: str = field(default_factory=lambda: uuid.uuid4().hex)
     verify_token: str = field(default_factory=lambda: uuid.uuid4().hex)
+    webhook_url: str | None = None  # set: every accepted send is reported "delivered" to commhub here
 
     def __post_init__(self) -> None:
         self.sends: list[Sent] = []
         self.tokens: dict[str, str] = {}
+        self.platforms: dict[str, str] = {}
         self.plan: deque[str] = deque()
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
@@ -97,6 +99,7 @@ class FakeMeta:
         """A new business account id (page, Instagram account or phone number id) and its token."""
         account_id, token = new_id("1"), f"EAA{platform}{uuid.uuid4().hex}"
         self.tokens[account_id] = token
+        self.platforms[account_id] = platform
         return account_id, token
 
     def answer_next(self, *answers: str) -> None:
@@ -146,6 +149,20 @@ class FakeMeta:
             record.message_id = "m_" + uuid.uuid4().hex
             answer_body = {"recipient_id": body.get("recipient", {}).get("id"), "message_id": record.message_id}
         self._reply(handler, 200, answer_body)
+        if self.webhook_url:
+            threading.Thread(target=self._report_delivery, args=(record,), daemon=True).start()
+
+    def _report_delivery(self, record: Sent) -> None:
+        """Meta's delivery webhook, sent twice a little later (commhub records our id once it has the answer)."""
+        if "messaging_product" in record.body:
+            payload = wa_status(record.account_id, record.message_id or "", "delivered")
+        else:
+            platform = self.platforms.get(record.account_id, "messenger")
+            payload = delivery(platform, record.account_id, record.body["recipient"]["id"], [record.message_id or ""])
+        for pause in (0.3, 1.5):
+            time.sleep(pause)
+            if self.webhook_url:
+                self.deliver(self.webhook_url, payload)
 
     @staticmethod
     def _reply(handler: BaseHTTPRequestHandler, status: int, body: dict[str, Any]) -> None:

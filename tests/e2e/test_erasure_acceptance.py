@@ -29,6 +29,7 @@ from api.routes.email import INBOUND_PATH, signature_for
 from tests.e2e.api_support import Api, demo_credentials, demo_login, login, phone_number, unique, wait_for
 from tests.e2e.conftest import ROOT, Server, start_server, stop_server
 from tests.e2e.widget_support import Visitor
+from tests.fake_meta import FakeMeta, dm, wa_message
 from tests.fake_twilio import FakeTwilio
 from tests.integration.helpers import count_events, pg_dump
 
@@ -70,6 +71,8 @@ class Clinic:
     sms_number: str
     server: Server
     widget_key: str
+    meta: FakeMeta | None = None
+    meta_accounts: dict[str, str] = field(default_factory=dict)
 
 
 # The channels that exist now. Each makes ``person`` write in (or be written to) and records what it introduced.
@@ -196,8 +199,43 @@ def web_chat(clinic: Clinic, person: Person) -> None:
     person.conversations.add(found["conversation_id"])
 
 
+def meta_social(clinic: Clinic, person: Person) -> None:
+    """WhatsApp from their phone (lands on their contact), and Messenger with a photo from a PSID of
+    their own (a new contact, which an agent links to theirs): both through signed Meta webhooks."""
+    assert clinic.meta is not None
+    api = clinic.api
+    for platform in ("whatsapp", "messenger"):
+        if platform not in clinic.meta_accounts:
+            account_id, token = clinic.meta.account(platform)
+            api.ok("POST", "/api/v1/settings/meta/accounts",
+                   {"platform": platform, "account_id": account_id, "access_token": token})
+            clinic.meta_accounts[platform] = account_id
+    text = person.said(f"On WhatsApp: my knee again {uuid.uuid4().hex[:6]}")
+    answer = clinic.meta.deliver(api.url, wa_message(clinic.meta_accounts["whatsapp"], person.phone[1:], text,
+                                                     name=person.name))
+    assert answer.status_code == 200, answer.text
+    psid = person.said(str(uuid.uuid4().int)[:17])
+    photo = person.said(f"https://lookaside.fbsbx.com/ig_messaging_cdn/?asset_id={uuid.uuid4().hex[:10]}")
+    dm_text = person.said(f"On Messenger: photo of the swelling {uuid.uuid4().hex[:6]}")
+    answer = clinic.meta.deliver(api.url, dm("messenger", clinic.meta_accounts["messenger"], psid, dm_text,
+                                             images=[photo]))
+    assert answer.status_code == 200, answer.text
+
+    def social(text: str) -> dict | None:
+        rows = api.ok("GET", "/api/v1/conversations?view=all&channel=social&limit=200")["items"]
+        return next((c for c in rows if c["preview"] == text), None)
+
+    on_whatsapp = wait_for(lambda: social(text), what="the WhatsApp message in the inbox")
+    on_messenger = wait_for(lambda: social(dm_text), what="the Messenger message in the inbox")
+    assert on_whatsapp["contact_id"] == person.contact_id
+    api.ok("POST", f"{CONTACTS}/{person.contact_id}/link-suggestions/confirm",
+           {"contact_id": on_messenger["contact_id"]})
+    person.conversations.update({on_whatsapp["conversation_id"], on_messenger["conversation_id"]})
+
+
 CHANNELS: list[Callable[[Clinic, Person], None]] = [
-    sandbox_sms, twilio_sms, sandbox_email, email_webhook, composed_email, web_chat, replies_notes_and_labels,
+    sandbox_sms, twilio_sms, sandbox_email, email_webhook, composed_email, web_chat, meta_social,
+    replies_notes_and_labels,
     contact_notes_tags_and_consent, appointments,
 ]
 
@@ -235,12 +273,20 @@ def twilio():
 
 
 @pytest.fixture
-def server(tmp_path, fresh_database, session_kek, twilio):
+def meta():
+    fake = FakeMeta().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def server(tmp_path, fresh_database, session_kek, twilio, meta):
     env = {"DATABASE_URL": fresh_database.url, "COMMHUB_DB_SCHEMA": fresh_database.schema,
            "COMMHUB_KEK": session_kek, "COMMHUB_LOG_LEVEL": "debug", "COMMHUB_EMAIL_INBOUND_SECRET": EMAIL_SECRET,
-           **twilio.env(), "COMMHUB_PUBLIC_URL": PUBLIC}
+           **twilio.env(), **meta.env(), "COMMHUB_PUBLIC_URL": PUBLIC}
     running = start_server(tmp_path, env, "--demo")
     twilio.proxy = (PUBLIC, running.url)  # Twilio calls the public address; the proxy forwards to the server
+    meta.webhook_url = running.url  # the fake reports each accepted send as delivered
     yield running
     if running.process.poll() is None:
         stop_server(running)
@@ -253,11 +299,11 @@ def owner(server):
 
 
 def test_an_erased_person_is_in_no_dump_log_or_file_and_everyone_else_is_intact(server, owner, twilio, fresh_database,
-                                                                                 tmp_path):
+                                                                                 tmp_path, meta):
     owner.ok("POST", "/api/v1/email/inbound-addresses", {"address": INBOUND_ADDRESS})
     widget = owner.ok("PUT", "/api/v1/widget", {"allowed_origins": [WIDGET_ORIGIN],
                                                 "privacy_policy_url": "https://clinic.example/privacy"})
-    clinic = Clinic(owner, twilio, phone_number(), server, widget["public_key"])
+    clinic = Clinic(owner, twilio, phone_number(), server, widget["public_key"], meta)
     owner.ok("POST", "/api/v1/sms/numbers", {"number": clinic.sms_number})
     compliance_password = "a long compliance password"
     officer = owner.ok("POST", "/api/v1/staff", {"name": "Cora Compliance", "email": f"{unique('cora')}@clinic.example",
@@ -270,6 +316,7 @@ def test_an_erased_person_is_in_no_dump_log_or_file_and_everyone_else_is_intact(
                          for m in owner.messages(c) if m["kind"] == "out"),
              what="the replies to be delivered (Twilio) or captured (sandbox email)")
     assert any(r.form.get("To") == erased.phone for r in twilio.messages()), "the SMS reply went out through Twilio"
+    assert any(s.body.get("to") == erased.phone[1:] for s in meta.accepted()), "the WhatsApp reply went out"
     events_before = count_events(fresh_database)
     with fresh_database.connect() as conn:
         last_before = conn.execute("SELECT max(notification_id) FROM commhub_events").fetchone()[0]
