@@ -85,6 +85,14 @@ def social_handle(platform: Platform, account_id: str, sender_id: str) -> tuple[
     return platform.value, f"{account_id}:{sender_id}"
 
 
+def check_template(name: str, language: str, parameters: list[str]) -> None:
+    if not TEMPLATE_NAME.fullmatch(name or "") or not LANGUAGE.fullmatch(language or ""):
+        raise SocialTemplateInvalidError("name must be the template's name (a-z, 0-9, _) and language a code such"
+                                         " as en_US")
+    if len(parameters) > MAX_PARAMETERS or any(not p.strip() or len(p) > 1024 for p in parameters):
+        raise SocialTemplateInvalidError(f"at most {MAX_PARAMETERS} parameters of 1-1024 characters")
+
+
 def render_template(name: str, language: str, parameters: list[str]) -> str:
     """What the agent sees in the thread for a template message."""
     shown = f"[template {name} ({language})]"
@@ -231,16 +239,12 @@ class SocialCommands:
         author_id: UUID | None, now: datetime, message_id: UUID | None = None, purpose: str = "transactional",
     ) -> tuple[UUID, SendDecision]:
         """Queue an approved WhatsApp template (allowed outside the 24-hour window), or record why not."""
-        if not TEMPLATE_NAME.fullmatch(name or "") or not LANGUAGE.fullmatch(language or ""):
-            raise SocialTemplateInvalidError("name must be the template's name (a-z, 0-9, _) and language a code such"
-                                             " as en_US")
-        if len(parameters) > MAX_PARAMETERS or any(not p.strip() or len(p) > 1024 for p in parameters):
-            raise SocialTemplateInvalidError(f"at most {MAX_PARAMETERS} parameters of 1-1024 characters")
         message_id = message_id or uuid4()
-        identifiers.purpose(purpose)
 
         def attempt() -> tuple[UUID, SendDecision]:
-            conversation = self.get_conversation(workspace_id, conversation_id)
+            conversation = self.get_conversation(workspace_id, conversation_id)  # 404 before any other answer
+            check_template(name, language, parameters)
+            identifiers.purpose(purpose)
             found = platform_of(conversation.thread) if conversation.channel == SOCIAL else None
             if found is None or found[0] is not Platform.WHATSAPP:
                 raise SocialThreadInvalidError("templates are sent in WhatsApp conversations only")

@@ -18,11 +18,10 @@ SUGGESTIONS = 20
 
 
 class TemplateRequest(Body):
-    name: str = Field(min_length=1, max_length=512, pattern=r"^[a-z0-9_]+$", description="an approved template")
-    language: str = Field(min_length=2, max_length=10, pattern=r"^[a-z]{2,3}(_[A-Za-z]{2,4})?$",
-                          description="the template's language code, e.g. en_US")
+    name: str = Field(max_length=512, description="an approved template's name (a-z, 0-9, _)")
+    language: str = Field(max_length=10, description="the template's language code, e.g. en_US")
     parameters: list[str] = Field(default_factory=list, max_length=20, description="body parameters {{1}}, {{2}}…")
-    purpose: str = Field(default="transactional", pattern=r"^(transactional|marketing)$")
+    purpose: str = Field(default="transactional", max_length=20, description="transactional or marketing")
 
 
 class LinkRequest(Body):

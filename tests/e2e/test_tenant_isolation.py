@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -209,3 +210,17 @@ def test_workspace_b_websocket_never_receives_workspace_a_updates(tenants, serve
         await socket.close()
 
     asyncio.run(asyncio.wait_for(scenario(), timeout=30))
+
+
+def test_workspace_b_cannot_take_see_or_release_workspace_a_meta_accounts(tenants):
+    a, b, workspace_a = tenants
+    accounts, account = "/api/v1/settings/meta/accounts", str(uuid.uuid4().int)[:15]
+    a.ok("POST", accounts, {"platform": "whatsapp", "account_id": account, "access_token": "EAA-a-secret-token"})
+    taken = b.post(accounts, {"platform": "whatsapp", "account_id": account, "access_token": "EAA-b-token"})
+    assert_problem(taken, 409)
+    released = b.post(f"{accounts}/disconnect", {"platform": "whatsapp", "account_id": account})
+    assert_problem(released, 404)
+    listed = b.get(accounts)
+    assert listed.status_code == 200 and account not in listed.text
+    assert not workspace_a.leaked(taken.text + released.text + listed.text)
+    assert account in [item["account_id"] for item in a.ok("GET", accounts)["items"]]

@@ -9,7 +9,7 @@ import time
 import httpx
 import pytest
 
-from tests.e2e.api_support import assert_problem, wait_for
+from tests.e2e.api_support import assert_problem, demo_credentials, login, wait_for
 from tests.e2e.meta_channel.conftest import (
     ACCOUNTS,
     connect,
@@ -243,6 +243,13 @@ def test_accounts_are_listed_without_tokens_and_belong_to_one_workspace(meta_ser
     assert token not in json.dumps(listed) and token not in meta_server.log()
     assert_problem(owner.post(ACCOUNTS, {"platform": "instagram", "account_id": account, "access_token": "a b"}), 422)
     assert_problem(owner.post(ACCOUNTS, {"platform": "telegram", "account_id": account, "access_token": "t"}), 422)
+    agent_password = "an agent's long password"
+    agent = owner.ok("POST", "/api/v1/staff", {"name": "Agent Ash", "email": f"ash-{account}@clinic.example",
+                                               "role": "agent", "password": agent_password})
+    slug = demo_credentials(meta_server)["workspace_slug"]
+    with login(meta_server.url, slug, agent["email"], agent_password) as ash:
+        assert_problem(ash.get(ACCOUNTS), 403)
+        assert_problem(ash.post(f"{ACCOUNTS}/disconnect", {"platform": "instagram", "account_id": account}), 403)
     owner.ok("POST", f"{ACCOUNTS}/disconnect", {"platform": "instagram", "account_id": account})
     assert_problem(owner.post(f"{ACCOUNTS}/disconnect", {"platform": "instagram", "account_id": account}), 404)
     text = unique_text("After disconnecting")
