@@ -241,3 +241,26 @@ def test_the_window_counts_from_when_the_person_wrote_not_from_a_late_webhook(hu
                                   sent_at=NOW - timedelta(hours=30))
     _, decision = app.reply(workspace_id, received.conversation_id, body="Hello", author_id=None, now=NOW)
     assert str(decision.reason) == "outside_customer_service_window"
+
+
+def test_without_meta_credentials_social_replies_are_captured_by_the_sandbox(hub, settings):
+    app = hub.app
+    workspace_id = new_workspace(app)
+    received = inbound(app, workspace_id, Platform.INSTAGRAM, "4004", "9119", "Hello")
+    message_id, _ = app.reply(workspace_id, received.conversation_id, body="Hi", author_id=None, now=NOW)
+    hub.projections.catch_up()
+    OutboxWorker(hub.app, hub.database, channel_senders(settings, hub.app), clock=lambda: NOW).run_once()
+    assert messages(hub, received.conversation_id)[str(message_id)] == ("captured", None)
+
+
+def test_a_whatsapp_reply_still_queued_when_the_window_closes_fails_without_calling_meta(hub, settings, fake):
+    app = hub.app
+    workspace_id, number = connected(hub, fake, "whatsapp")
+    received = inbound(app, workspace_id, Platform.WHATSAPP, number, "447700900432", "Hello")
+    message_id, decision = app.reply(workspace_id, received.conversation_id, body="Late", author_id=None,
+                                     now=NOW + timedelta(hours=23, minutes=59))
+    assert decision.allowed
+    hub.projections.catch_up()
+    meta_worker(hub, settings, fake, Clock(NOW + timedelta(hours=24, minutes=1))).run_once()
+    assert messages(hub, received.conversation_id)[str(message_id)] == ("failed", "outside_customer_service_window")
+    assert fake.attempts(number) == []
