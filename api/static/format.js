@@ -3,7 +3,7 @@
 const CHANNELS = { sms: "SMS", email: "Email", voice: "Voice", webchat: "Web chat", social: "Social" };
 const STATUSES = {
   queued: "queued", sent: "sent", delivered: "delivered", undelivered: "undelivered", failed: "failed",
-  captured: "captured (sandbox)", refused: "not sent",
+  captured: "captured (sandbox)", refused: "not sent", read: "read",
 };
 const REFUSALS = {
   erased: "the contact was erased",
@@ -15,10 +15,12 @@ const REFUSALS = {
   no_marketing_consent: "there is no marketing consent",
   no_address_for_channel: "there is no address for this channel",
   quiet_hours: "it is within quiet hours in the contact's time zone",
+  outside_customer_service_window: "WhatsApp allows free text only within 24 hours of the customer's last message: send an approved template",
+  outside_human_agent_window: "Meta allows replies only within 7 days of the customer's last message",
 };
 const CALLS = { started: "Incoming call", answered: "Call answered", missed: "Missed call", voicemail: "Voicemail",
   transcription: "Voicemail transcription" };
-const FINAL = new Set(["delivered", "undelivered", "failed", "captured", "refused"]);
+const FINAL = new Set(["delivered", "undelivered", "failed", "captured", "refused", "read"]);
 
 export const callText = (kind) => CALLS[kind] ?? "Call";
 
