@@ -18,8 +18,8 @@ from domain.conversation import Conversation, InboundReceipt, conversation_id_fo
 from domain.errors import PhoneNumberInvalidError
 from domain.personal import readable
 from domain.social import (
-    SOCIAL,
     ACCOUNT_ID,
+    SOCIAL,
     MetaAccount,
     Platform,
     CustomerWrote,

@@ -8,9 +8,8 @@ from typing import Any, Callable
 from uuid import UUID
 
 from domain.contact import Contact
-from domain.social import SocialIdentityLinked
+from domain.social import Platform, SocialIdentityLinked
 from domain.social_commands import social_handle
-from domain.social import Platform
 from projections.base import View, clear
 
 Digest = Callable[[UUID, str, str], bytes]
