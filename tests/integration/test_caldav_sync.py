@@ -324,3 +324,17 @@ def test_setup_tells_a_missing_collection_and_an_address_book_from_a_calendar(cl
                 check_calendar(client, CaldavAccount(url, clinic.user, password))
             reasons.append(refused.value.reason)
     assert reasons == ["not_found", "not_a_calendar", "unreachable"]
+
+
+def test_a_rectified_name_reaches_the_calendar_only_where_names_are_included(clinic):
+    appointment_id = clinic.book()
+    clinic.sync()
+    etag = clinic.radicale.get(clinic.user, clinic.url(appointment_id)).headers["ETag"]
+    clinic.hub.app.rectify_contact(clinic.workspace_id, clinic.person.contact_id, {"name": "Ada Byron"}, None, now())
+    clinic.sync()
+    assert clinic.radicale.get(clinic.user, clinic.url(appointment_id)).headers["ETag"] == etag  # nothing to change
+    clinic.hub.extras["caldav"].set_include_contact_name(clinic.workspace_id, True, now())
+    clinic.sync()
+    clinic.hub.app.rectify_contact(clinic.workspace_id, clinic.person.contact_id, {"name": "Ada King"}, None, now())
+    clinic.sync()
+    assert str(clinic.vevent(appointment_id)["summary"]) == "Appointment: Ada King"
