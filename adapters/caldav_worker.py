@@ -24,7 +24,13 @@ from adapters.caldav_store import CaldavStore, Connection, SyncRow
 from adapters.polling import PollingWorker
 from adapters.postgres import Database
 from domain.application import CommHub
-from domain.calendar_sync import AppointmentState, desired_event, pushed_key, resource_name, worth_creating
+from domain.calendar_sync import (
+    AppointmentState,
+    desired_event,
+    pushed_key,
+    resource_name,
+    worth_creating,
+)
 from domain.errors import NotFoundError
 from domain.personal import readable
 

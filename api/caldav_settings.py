@@ -3,6 +3,7 @@ passes in: that module alone touches the process environment."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -39,6 +40,6 @@ def _positive(env: Mapping[str, str], name: str, default: float) -> float:
         value = float(raw)
     except ValueError:
         raise CaldavSettingsError(f"{name} must be a number") from None
-    if not value > 0 or value != value or value == float("inf"):
+    if not math.isfinite(value) or value <= 0:
         raise CaldavSettingsError(f"{name} must be a positive number")
     return value

@@ -15,7 +15,13 @@ from fastapi.responses import JSONResponse
 from pydantic import Field
 
 from adapters.caldav import CaldavAccount, CalendarCheckError, check_calendar
-from adapters.caldav_store import CaldavSettingInvalidError, CaldavStore, Connection, check_collection_url, check_secret
+from adapters.caldav_store import (
+    CaldavSettingInvalidError,
+    CaldavStore,
+    Connection,
+    check_collection_url,
+    check_secret,
+)
 from adapters.tokens import Principal
 from api.bootstrap import Hub
 from api.deps import Contacts, HubDep, Settings_, now

@@ -14,7 +14,15 @@ import pytest
 
 from adapters.postgres import Database
 from domain.calendar_sync import resource_name
-from tests.e2e.api_support import Api, assert_problem, demo_credentials, demo_login, login, unique, wait_for
+from tests.e2e.api_support import (
+    Api,
+    assert_problem,
+    demo_credentials,
+    demo_login,
+    login,
+    unique,
+    wait_for,
+)
 from tests.e2e.conftest import Server, start_server, stop_server
 from tests.radicale_server import Radicale
 

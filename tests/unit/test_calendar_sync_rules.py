@@ -8,14 +8,19 @@ import uuid
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
+import pytest
 from icalendar import Calendar
 
 from adapters import ics
-from api.caldav_settings import CaldavSettings, CaldavSettingsError
 from adapters.caldav_store import CaldavSettingInvalidError, check_collection_url
-from domain.calendar_sync import AppointmentState, desired_event, pushed_key, resource_name, worth_creating
-
-import pytest
+from api.caldav_settings import CaldavSettings, CaldavSettingsError
+from domain.calendar_sync import (
+    AppointmentState,
+    desired_event,
+    pushed_key,
+    resource_name,
+    worth_creating,
+)
 
 NOW = datetime(2026, 11, 25, 9, 30, tzinfo=timezone.utc)
 STAFF, OTHER = uuid.uuid4(), uuid.uuid4()
