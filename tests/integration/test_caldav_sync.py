@@ -338,3 +338,22 @@ def test_a_rectified_name_reaches_the_calendar_only_where_names_are_included(cli
     clinic.hub.app.rectify_contact(clinic.workspace_id, clinic.person.contact_id, {"name": "Ada King"}, None, now())
     clinic.sync()
     assert str(clinic.vevent(appointment_id)["summary"]) == "Appointment: Ada King"
+
+
+def test_rebuilding_the_pushes_projection_gives_the_rows_running_live_gave(clinic):
+    appointment_id = clinic.book()
+    other_id, _, _ = clinic.add_staff()
+    clinic.reschedule(appointment_id, START + timedelta(hours=1), staff_id=other_id)
+    clinic.hub.app.confirm_appointment(clinic.workspace_id, appointment_id, None, now())
+    clinic.sync()
+
+    def rows() -> list[tuple]:
+        with clinic.hub.database.connect() as conn:
+            return conn.execute("SELECT appointment_id, staff_id, workspace_id, contact_id, changes, erased, changed_at"
+                                " FROM commhub_caldav_pushes ORDER BY 1, 2").fetchall()
+
+    live = rows()
+    assert {(r[0], r[1], r[4]) for r in live if r[0] == appointment_id} == {
+        (appointment_id, clinic.staff_id, 3), (appointment_id, other_id, 2)}
+    clinic.hub.projections.rebuild("caldav_pushes")
+    assert rows() == live

@@ -7,7 +7,9 @@ from __future__ import annotations
 import uuid
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
+from email.utils import format_datetime
 
+import httpx
 import pytest
 from icalendar import Calendar
 
@@ -125,3 +127,15 @@ def test_caldav_settings_come_from_the_environment_and_refuse_nonsense():
                 {"COMMHUB_CALDAV_ALLOW_HTTP": "maybe"}, {"COMMHUB_CALDAV_TIMEOUT": "nan"}):
         with pytest.raises(CaldavSettingsError):
             CaldavSettings.from_env(env)
+
+
+def test_no_answer_5xx_429_and_a_lasting_412_are_retried_other_refusals_are_final():
+    from adapters.caldav import Outcome, _outcome
+
+    assert all(Outcome(status).retryable for status in (None, 429, 500, 503, 412))
+    assert not any(Outcome(status).retryable for status in (400, 401, 403, 404))
+    assert Outcome(201).done and Outcome(204).done and not Outcome(None).done
+    assert _outcome(httpx.Response(429, headers={"Retry-After": "7"}), 0).retry_after == 7.0
+    later = format_datetime(datetime.now(timezone.utc) + timedelta(seconds=120), usegmt=True)
+    assert 100 < (_outcome(httpx.Response(503, headers={"Retry-After": later}), 0).retry_after or 0) <= 120
+    assert _outcome(httpx.Response(503, headers={"Retry-After": "soon"}), 0).retry_after is None
