@@ -154,7 +154,8 @@ def create_app(
             hub.start_workers()
         app.state.hub = hub
         listener = start_listener(hub.settings, hub.extras["email"])
-        app.state.live = LiveFeed(hub.app, hub.database).start(asyncio.get_running_loop())
+        app.state.live = LiveFeed(hub.app, hub.database, hub.projections if hub.running else None).start(
+            asyncio.get_running_loop())
         hub.follower = app.state.live.wait_for
         app.state.widget = widget = WidgetGateway(hub, app.state.live)
         metrics.watch(hub, lambda: {"agent": app.state.live.connections - widget.subscriptions,
