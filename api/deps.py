@@ -27,7 +27,7 @@ def now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def get_hub(request: Request) -> Hub:
+async def get_hub(request: Request) -> Hub:  # async: a sync dependency costs a threadpool round trip
     return request.app.state.hub
 
 
@@ -47,7 +47,7 @@ def current_principal(
 
 
 def require(permission: str) -> Callable[..., Principal]:
-    def check(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+    async def check(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
         if permission not in PERMISSIONS.get(principal.role, frozenset()):
             raise HTTPException(403, f"Your role may not use {permission}")
         return principal

@@ -7,6 +7,8 @@ applied: any number of processes may run projections and none applies an event t
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import logging
 import threading
 import time
@@ -62,6 +64,34 @@ def wait_until(advanced: threading.Condition, reached: Callable[[], int], positi
     return True
 
 
+class Reached:
+    """A position that only grows, and the threads waiting for it to reach theirs: each waiter is
+    woken once, when its position is reached (not on every step, as a shared condition would: under
+    load dozens of requests wait for the projections, which advance hundreds of times a second)."""
+
+    def __init__(self) -> None:
+        self.position = 0
+        self._lock = threading.Lock()
+        self._waiting: list[tuple[int, int, threading.Event]] = []  # a heap by position
+        self._order = itertools.count()
+
+    def advance(self, position: int) -> None:
+        with self._lock:
+            if position <= self.position:
+                return
+            self.position = position
+            while self._waiting and self._waiting[0][0] <= position:
+                heapq.heappop(self._waiting)[2].set()
+
+    def wait_for(self, position: int, timeout: float) -> bool:
+        with self._lock:
+            if self.position >= position:
+                return True
+            reached = threading.Event()
+            heapq.heappush(self._waiting, (position, next(self._order), reached))
+        return reached.wait(timeout)  # a waiter that timed out is dropped when its position is reached
+
+
 class Projection(Protocol):
     name: str
 
@@ -90,6 +120,7 @@ class Batch:
 class ProjectionRunner:
     def __init__(
         self, app: CommHub, database: Database, projections: Sequence[Projection], *, batch_size: int = 500,
+        batch_interval: float = 0.01,
         on_advance: Callable[[int], None] | None = None,
         on_applied: Callable[[int, list[tuple[int, Any]]], None] | None = None,
     ) -> None:
@@ -97,14 +128,14 @@ class ProjectionRunner:
         self.database = database
         self.projections = {p.name: p for p in projections}
         self.batch_size = batch_size
+        self.batch_interval = batch_interval  # batches start at least this far apart while events keep coming
         self.on_advance = on_advance
         # Called after a batch that moved the floor of every read model from ``start`` over exactly
         # its events (position, decoded event or None): the live feed pushes them without rereading.
         self.on_applied = on_applied
         self.backend_pids: set[int] = set()  # PostgreSQL sessions this runner announced batches from
-        self.position = 0
+        self.reached = Reached()
         self.channel = projected_channel(database)
-        self._advanced = threading.Condition()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -294,13 +325,15 @@ class ProjectionRunner:
 
     def wait_for(self, position: int, timeout: float = 5.0) -> bool:
         """Block until every projection has applied ``position`` (read-your-writes for the API)."""
-        return wait_until(self._advanced, lambda: self.position, position, timeout)
+        return self.reached.wait_for(position, timeout)
+
+    @property
+    def position(self) -> int:
+        """The position every projection of this runner has applied."""
+        return self.reached.position
 
     def _advance(self, position: int) -> None:
-        with self._advanced:
-            if position > self.position:
-                self.position = position
-                self._advanced.notify_all()
+        self.reached.advance(position)
         if self.on_advance is not None:
             self.on_advance(position)
 
@@ -312,9 +345,13 @@ class ProjectionRunner:
                     listener.execute(psycopg.sql.SQL("LISTEN {}").format(psycopg.sql.Identifier(self.app.recorder.channel_name)))
                     backoff = 0.2
                     while not self._stopping.is_set():
+                        started = time.monotonic()
                         if self.run_once() < self.batch_size:
                             for _ in listener.notifies(timeout=0.5, stop_after=1):
                                 pass
+                            rest = started + self.batch_interval - time.monotonic()
+                            if rest > 0:  # under load, gather the events of a few commits into one batch
+                                self._stopping.wait(rest)
             except TRANSIENT:
                 log.warning("projection runner lost the database; retrying in %.1fs", backoff)
             except Exception as error:  # the message may quote stored values: log the type only
