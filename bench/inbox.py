@@ -878,6 +878,7 @@ class LiveResult:
     notify_lost: int = 0
     healthz: list[float] = field(default_factory=list)
     healthz_rate: float = 0.0
+    healthz_cpu: float | None = None  # server CPU seconds per GET /healthz
     startup: float = 0.0
     stages: Stages | None = None
 
@@ -923,7 +924,12 @@ async def measure_live(server: Any, database: Database, login: dict[str, Any], a
             # Unmeasured: opens every keep-alive connection and warms the server's request path (the
             # first burst after start-up is many times slower).
             await open_loop(args.rate, max(args.workers * 2, int(args.rate)), args.workers, warm_probe, give_up=10)
+            meter = CpuMeter(server.process.pid, database)
+            before = meter.snapshot()
             await open_loop(args.rate, count, args.workers, probe, give_up=args.baseline_duration * 1.5 + 2)
+            after = meter.snapshot()
+            if "server" in before and "server" in after and result.healthz:
+                result.healthz_cpu = (after["server"] - before["server"]) / len(result.healthz)
             result.healthz_rate = (len(sends) - 1) / (max(sends) - min(sends)) if len(sends) > 1 else 0.0
 
             main = await inbound_run(clients, socket, server, database, rate=args.rate, duration=args.duration,
@@ -1213,7 +1219,11 @@ def report(args: argparse.Namespace, inbox: list[InboxResult], live: LiveResult 
             for line in describe_run(run):
                 console.print(f"  {line}", soft_wrap=True)
         console.print(f"  baselines at {args.rate:g}/s: LISTEN/NOTIFY lost {live.notify_lost}; "
-                      f"GET /healthz achieved {live.healthz_rate:.0f}/s")
+                      f"GET /healthz achieved {live.healthz_rate:.0f}/s"
+                      + (f", server CPU {live.healthz_cpu * 1000:.2f} ms per request (the HTTP floor)"
+                         if live.healthz_cpu is not None else ""))
+        console.print("  transactions are counted over the whole database (pg_stat_database): for exact figures run "
+                      "the bench on a database no one else uses")
         console.print()
         if live.stages is not None:
             stages = live.stages
@@ -1254,6 +1264,9 @@ def report(args: argparse.Namespace, inbox: list[InboxResult], live: LiveResult 
                           f"{ratio(percentile(lat, 99), percentile(live.notify, 99))}; POST /sandbox/inbound vs "
                           f"GET /healthz p50 {ratio(percentile(post, 50), percentile(live.healthz, 50))}, p99 "
                           f"{ratio(percentile(post, 99), percentile(live.healthz, 99))}")
+            if live.healthz_cpu and run.cpu.get("server") and run.accepted:
+                console.print(f"  at {run.rate:g}/s: server CPU per inbound message vs per GET /healthz "
+                              f"{ratio(run.cpu['server'] / len(run.accepted), live.healthz_cpu)}")
     load = os.getloadavg()
     console.print(f"machine load average at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} "
                   f"({os.cpu_count()} cores; other work on this machine inflates every figure)")
@@ -1327,6 +1340,9 @@ def record(inbox: list[InboxResult], live: LiveResult | None) -> None:
         findings.figure("inbound messages/s sustained", run.achieved_rate, run.rate, "messages/s",
                         baseline_name="offered rate")
         findings.latencies(f"inbound → websocket at {run.rate:g}/s", run.latencies())
+        if live.healthz_cpu and run.cpu.get("server") and run.accepted:
+            findings.figure("server CPU per inbound message", run.cpu["server"] / len(run.accepted) * 1000,
+                            live.healthz_cpu * 1000, "ms", better="lower", baseline_name="GET /healthz")
     findings.write()
 # Main ---------------------------------------------------------------------------------------
 
