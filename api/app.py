@@ -153,6 +153,7 @@ def create_app(
         if config.workers:
             hub.start_workers()
         app.state.hub = hub
+        hub.tokens.start()  # caches token lookups while it listens for revocations
         listener = start_listener(hub.settings, hub.extras["email"])
         app.state.live = LiveFeed(hub.app, hub.database, hub.projections if hub.running else None).start(
             asyncio.get_running_loop())
@@ -170,6 +171,7 @@ def create_app(
             yield
         finally:
             app.state.live.stop()
+            hub.tokens.stop()
             if listener is not None:
                 listener.stop()
             hub.close()
