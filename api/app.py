@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, AsyncIterator, Callable
 
+import anyio.to_thread
 import psycopg
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, Response
@@ -150,6 +151,9 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         hub = bootstrap(config)
+        # Sync routes run in this many threads (anyio's default is 40): fewer threads contend less
+        # for the GIL with the projection runner, which every read-your-writes wait depends on.
+        anyio.to_thread.current_default_thread_limiter().total_tokens = config.request_threads
         if config.workers:
             hub.start_workers()
         app.state.hub = hub
