@@ -678,11 +678,13 @@ class CpuMeter:
     """CPU seconds used by the server process, by PostgreSQL (when it runs on this machine), by this
     client, and by the whole machine (the rest is other work sharing it)."""
 
-    def __init__(self, server_pid: int, database: Database) -> None:
+    def __init__(self, server_pid: int, database: Database, worker_pid: int | None = None) -> None:
         self.processes: dict[str, Any] = {}
         if psutil is None:
             return
         self.processes["server"] = psutil.Process(server_pid)
+        if worker_pid is not None:
+            self.processes["projection worker"] = psutil.Process(worker_pid)
         self.processes["PostgreSQL"] = None
         self.processes["bench client"] = psutil.Process()
         try:
@@ -848,7 +850,7 @@ async def inbound_run(
         item.answered = time.perf_counter()
         progress.advance(task)
 
-    cpu = CpuMeter(server.process.pid, database)
+    cpu = CpuMeter(server.process.pid, database, getattr(server, "worker_pid", None))
     counters_before, cpu_before = pg_counters(database), cpu.snapshot()
     try:
         with Sampler(database) as sampler:
@@ -997,8 +999,14 @@ def run_live(args: argparse.Namespace, url: str, tmp: Path, progress: Progress) 
         env = {"DATABASE_URL": url, "COMMHUB_DB_SCHEMA": database.schema, "COMMHUB_KEK": encode_kek(generate_kek()),
                "COMMHUB_LOG_LEVEL": "warning"}
         started = time.perf_counter()
-        server = start_server(data_dir, env, "--demo", timeout=120)
+        worker = None
+        if args.projections_process:  # the projections and outbox in a `commhub worker` of their own
+            worker = start_worker(data_dir, env)
+            stack.callback(stop_worker, worker)
+        server = start_server(data_dir, env, "--demo", *(["--no-workers"] if worker else []), timeout=120)
         stack.callback(stop_server, server)
+        if worker is not None:
+            server.worker_pid = worker.pid
         startup = time.perf_counter() - started
         console.log(f"commhub serve --demo ready in {startup:.1f} s at {server.url}")
         try:
@@ -1018,6 +1026,24 @@ def run_live(args: argparse.Namespace, url: str, tmp: Path, progress: Progress) 
             console.log(f"[yellow]the server logged {len(problems)} error lines[/], e.g. {problems[0][:200]}")
         console.log("stopping the server, dropping the live schema")
     return result
+
+
+def start_worker(data_dir: Path, env: dict[str, str]) -> Any:
+    """``commhub worker`` on the same schema (projections and outbox), logging next to the server."""
+    import subprocess
+
+    log = open(data_dir / "worker.log", "w")
+    return subprocess.Popen([sys.executable, "-m", "api.cli", "worker"], cwd=Path(__file__).resolve().parents[1],
+                            env={**os.environ, **env, "COMMHUB_DATA_DIR": str(data_dir)}, stdout=log,
+                            stderr=subprocess.STDOUT)
+
+
+def stop_worker(worker: Any) -> None:
+    worker.terminate()
+    try:
+        worker.wait(timeout=20)
+    except Exception:
+        worker.kill()
 
 
 @dataclass
@@ -1381,6 +1407,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="seconds of that second inbound run (default 15; quick 4)")
     parser.add_argument("--stage-messages", type=int, default=None,
                         help="messages for the in-process step timings (default 120; quick 30)")
+    parser.add_argument("--projections-process", action="store_true",
+                        help="part 2 with the projections and outbox in a separate `commhub worker` process "
+                             "(`commhub serve --no-workers`) instead of inside the server")
     parser.add_argument("--skip-inbox", action="store_true", help="only part 2")
     parser.add_argument("--skip-live", action="store_true", help="only part 1")
     args = parser.parse_args(argv)
