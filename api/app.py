@@ -26,6 +26,7 @@ from api.metrics import Metrics, timed
 from api.routes import (agent_socket, appointments, audit, auth, calendar, contacts, conversations, email,
                         fhir_writeback, minors, privacy, reminder_policies, replay, sandbox, sms_settings, twilio,
                         unsubscribe, widget_admin, widget_socket)
+from api.routes import caldav as caldav_routes
 from api.routes import settings as settings_routes
 from api.settings import Settings
 from api.widget_gateway import WidgetGateway
@@ -193,6 +194,7 @@ def create_app(
                    reminder_policies, calendar, fhir_writeback, email, unsubscribe, sms_settings, twilio, replay,
                    minors, privacy, audit, widget_admin, widget_socket):
         app.include_router(module.router)
+    app.include_router(caldav_routes.router)
 
     @app.get("/healthz", tags=["operations"])
     def healthz() -> dict[str, str]:

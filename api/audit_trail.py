@@ -61,6 +61,9 @@ ROUTES: dict[tuple[str, str], str] = {
     ("PUT", "/api/v1/canned-responses/{response_id}"): "settings.canned_response_saved",
     ("DELETE", "/api/v1/canned-responses/{response_id}"): "settings.canned_response_deleted",
     ("PUT", "/api/v1/privacy/retention"): "settings.retention_policy_changed",
+    ("PUT", "/api/v1/caldav/connections/{staff_id}"): "settings.calendar_connected",
+    ("DELETE", "/api/v1/caldav/connections/{staff_id}"): "settings.calendar_disconnected",
+    ("PUT", "/api/v1/caldav/settings"): "settings.calendar_sync_changed",
 }
 TARGETS = ("staff_id", "response_id", "erasure_id", "appointment_id")
 

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from adapters.calendar_feeds import CalendarFeeds
+from adapters.caldav_store import CaldavStore
+from adapters.caldav_worker import CaldavWorker
 from adapters.channels import ChannelSender, SandboxChannel
 from adapters.codec import MsgspecTranscoder
 from adapters.embedded_postgres import EmbeddedPostgres
@@ -31,6 +33,7 @@ from api.settings import Settings
 from domain.application import CommHub
 from domain.identifiers import Channel
 from projections.appointments import Appointments
+from projections.caldav_pushes import CaldavPushes
 from projections.consents import Consents
 from projections.directory import Directory
 from projections.fhir_writebacks import FhirWriteBacks
@@ -63,6 +66,7 @@ class Hub:
     reminders: ReminderWorker | None = None
     privacy: Privacy | None = None
     writeback: FhirWriteBackWorker | None = None
+    caldav: CaldavWorker | None = None
     extras: dict[str, Any] = field(default_factory=dict)
     running: bool = False
     follower: Callable[[int, float], bool] | None = None  # waits for another process's projections
@@ -86,6 +90,8 @@ class Hub:
             self.privacy.worker.start()
         if self.writeback is not None:
             self.writeback.start()
+        if self.caldav is not None:
+            self.caldav.start()
         self.running = True
         return self
 
@@ -97,6 +103,8 @@ class Hub:
                 self.privacy.worker.stop()
             if self.writeback is not None:
                 self.writeback.stop()
+            if self.caldav is not None:
+                self.caldav.stop()
             self.outbox.stop()
             self.projections.stop()
         self.app.close()
@@ -157,7 +165,7 @@ def bootstrap(settings: Settings, *, database: Database | None = None) -> Hub:
     email = wire_email(settings, app, database, vault)
     views = [Staff(), Directory(), Consents(), Inbox(), Messages(), Timeline(), Outbox(),
              Handles(handles.digest, HANDLES_SQL), Appointments(), Reminders(), email.view, *privacy_views(),
-             WidgetVisitors(WIDGET_SQL), FhirWriteBacks()]
+             WidgetVisitors(WIDGET_SQL), FhirWriteBacks(), CaldavPushes()]
     runner = ProjectionRunner(app, database, views)
     runner.setup()
     tokens.setup()
@@ -168,11 +176,17 @@ def bootstrap(settings: Settings, *, database: Database | None = None) -> Hub:
     integrations = FhirIntegrations(vault)
     integrations.setup()
     writeback = FhirWriteBackWorker(app, database, integrations, poll_seconds=settings.reminder_poll_seconds)
+    calendars = CaldavStore(vault)
+    calendars.setup()
+    caldav = CaldavWorker(app, database, calendars, max_attempts=settings.caldav.max_attempts,
+                          base_delay=settings.caldav.base_delay, timeout=settings.caldav.timeout,
+                          poll_seconds=settings.reminder_poll_seconds)
 
     def advanced(position: int) -> None:
         outbox.wake(position)
         reminders.wake(position)
         writeback.wake(position)
+        caldav.wake(position)
 
     runner.on_advance = advanced
     feeds = CalendarFeeds(database)
@@ -182,4 +196,5 @@ def bootstrap(settings: Settings, *, database: Database | None = None) -> Hub:
     return Hub(settings=settings, database=database, vault=vault, app=app, handles=handles, tokens=tokens,
                projections=runner, outbox=outbox, embedded=embedded, reminders=reminders,
                extras={"calendar_feeds": feeds, "email": email, "visitors": VisitorStore(vault),
-                       "fhir_integrations": integrations}, privacy=privacy, writeback=writeback)
+                       "fhir_integrations": integrations, "caldav": calendars}, privacy=privacy, writeback=writeback,
+               caldav=caldav)

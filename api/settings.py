@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
+from api.caldav_settings import CaldavSettings
 from api.email_settings import EmailSettings
 
 DEFAULT_DATA_DIR = ".commhub"
@@ -57,6 +58,7 @@ class Settings:
     widget_ip_connections_per_minute: float = 30.0
     widget_max_message_chars: int = 2000
     widget_identity_max_seconds: float = 86400.0
+    caldav: CaldavSettings = field(default_factory=CaldavSettings)
 
     @property
     def twilio_enabled(self) -> bool:
@@ -119,6 +121,7 @@ class Settings:
             widget_ip_connections_per_minute=_number(env, "COMMHUB_WIDGET_IP_CONNECTIONS_PER_MINUTE", 30.0),
             widget_max_message_chars=int(_number(env, "COMMHUB_WIDGET_MAX_MESSAGE_CHARS", 2000)),
             widget_identity_max_seconds=_number(env, "COMMHUB_WIDGET_IDENTITY_MAX_SECONDS", 86400.0),
+            caldav=CaldavSettings.from_env(env),
         )
 
 
