@@ -7,6 +7,7 @@ from typing import Annotated, Any, Callable, Iterator
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
 from adapters.tokens import Principal
 from api.bootstrap import Hub
@@ -27,19 +28,22 @@ def now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def get_hub(request: Request) -> Hub:
+async def get_hub(request: Request) -> Hub:  # async: a sync dependency costs a threadpool round trip
     return request.app.state.hub
 
 
 HubDep = Annotated[Hub, Depends(get_hub)]
 
 
-def current_principal(
+async def current_principal(
     request: Request, hub: HubDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise HTTPException(401, "Authentication required", headers={"WWW-Authenticate": "Bearer"})
-    principal = hub.tokens.resolve(credentials.credentials, now())
+    at = now()
+    principal = hub.tokens.cached(credentials.credentials, at)  # no I/O: stays on the event loop
+    if principal is None:
+        principal = await run_in_threadpool(hub.tokens.resolve, credentials.credentials, at)
     if principal is None:
         raise HTTPException(401, "Token is invalid, expired or revoked", headers={"WWW-Authenticate": "Bearer"})
     request.state.principal = principal  # the audit middleware records who read what
@@ -47,7 +51,7 @@ def current_principal(
 
 
 def require(permission: str) -> Callable[..., Principal]:
-    def check(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+    async def check(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
         if permission not in PERMISSIONS.get(principal.role, frozenset()):
             raise HTTPException(403, f"Your role may not use {permission}")
         return principal
