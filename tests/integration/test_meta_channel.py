@@ -37,11 +37,22 @@ class Clock:
         return self.at
 
 
-def meta_worker(hub, settings: Settings, fake: FakeMeta, clock: Clock) -> OutboxWorker:
-    configured = replace(settings, meta=MetaSettings(app_secret=fake.app_secret, graph_url=fake.graph_url, timeout=2))
-    senders = {**channel_senders(configured, hub.app), **wire_meta(configured, hub.app, hub.handles).senders}
-    senders[SOCIAL].clock = clock
-    return OutboxWorker(hub.app, hub.database, senders, clock=clock, base_delay=0.0, max_attempts=3)
+@pytest.fixture
+def meta_worker(hub, settings: Settings, fake: FakeMeta):
+    """Outbox workers whose social channel talks to the fake Graph API on ``clock``'s time."""
+    channels = []
+
+    def make(clock: Clock) -> OutboxWorker:
+        configured = replace(settings, meta=MetaSettings(app_secret=fake.app_secret, graph_url=fake.graph_url,
+                                                         timeout=2))
+        senders = {**channel_senders(configured, hub.app), **wire_meta(configured, hub.app, hub.handles).senders}
+        senders[SOCIAL].clock = clock
+        channels.append(senders[SOCIAL])
+        return OutboxWorker(hub.app, hub.database, senders, clock=clock, base_delay=0.0, max_attempts=3)
+
+    yield make
+    for channel in channels:
+        channel.close()  # its keep-alive connection to the fake
 
 
 def connected(hub, fake: FakeMeta, platform: str) -> tuple[uuid.UUID, str]:
@@ -125,7 +136,7 @@ def test_access_tokens_are_sealed_at_rest_and_bound_to_their_workspace(hub, fake
     assert token not in stored and token.encode().hex() not in stored
 
 
-def test_a_messenger_reply_goes_to_the_graph_api_then_delivery_and_read_move_it_forward_only(hub, settings, fake):
+def test_a_messenger_reply_goes_to_the_graph_api_then_delivery_and_read_move_it_forward_only(hub, fake, meta_worker):
     app = hub.app
     workspace_id, page = connected(hub, fake, "messenger")
     received = inbound(app, workspace_id, Platform.MESSENGER, page, "7007", "Are you open?")
@@ -133,7 +144,7 @@ def test_a_messenger_reply_goes_to_the_graph_api_then_delivery_and_read_move_it_
                                      now=NOW + timedelta(minutes=5))
     assert decision.allowed
     hub.projections.catch_up()
-    meta_worker(hub, settings, fake, Clock(NOW + timedelta(minutes=5))).run_once()
+    meta_worker(Clock(NOW + timedelta(minutes=5))).run_once()
     [sent] = fake.accepted(page)
     assert sent.body == {"recipient": {"id": "7007"}, "messaging_type": "RESPONSE", "message": {"text": "Until 6pm"}}
     assert messages(hub, received.conversation_id)[str(message_id)] == ("sent", None)
@@ -149,7 +160,7 @@ def test_a_messenger_reply_goes_to_the_graph_api_then_delivery_and_read_move_it_
     assert app.record_social_status(other, Platform.MESSENGER, [sent.message_id], "failed", None, NOW) == 0
 
 
-def test_whatsapp_free_text_outside_the_window_is_refused_and_a_template_goes_instead(hub, settings, fake):
+def test_whatsapp_free_text_outside_the_window_is_refused_and_a_template_goes_instead(hub, fake, meta_worker):
     app = hub.app
     workspace_id, number = connected(hub, fake, "whatsapp")
     received = inbound(app, workspace_id, Platform.WHATSAPP, number, "447700900321", "Book me in", name="Tam")
@@ -161,7 +172,7 @@ def test_whatsapp_free_text_outside_the_window_is_refused_and_a_template_goes_in
                                                      author_id=None, now=later)
     assert decision.allowed
     hub.projections.catch_up()
-    meta_worker(hub, settings, fake, Clock(later)).run_once()
+    meta_worker(Clock(later)).run_once()
     [sent] = fake.accepted(number)
     assert sent.body["type"] == "template" and sent.body["to"] == "447700900321"
     assert sent.body["template"]["name"] == "booking_update"
@@ -170,12 +181,12 @@ def test_whatsapp_free_text_outside_the_window_is_refused_and_a_template_goes_in
     assert rows[str(refused_id)][0] == "refused" and rows[str(template_id)][0] == "sent"
 
 
-def test_throttling_is_retried_and_a_final_graph_error_is_recorded_with_our_title(hub, settings, fake):
+def test_throttling_is_retried_and_a_final_graph_error_is_recorded_with_our_title(hub, fake, meta_worker):
     app = hub.app
     workspace_id, number = connected(hub, fake, "whatsapp")
     received = inbound(app, workspace_id, Platform.WHATSAPP, number, "447700900654", "Hello")
     clock = Clock(NOW + timedelta(minutes=1))
-    worker = meta_worker(hub, settings, fake, clock)
+    worker = meta_worker(clock)
     retried, _ = app.reply(workspace_id, received.conversation_id, body="First", author_id=None, now=clock.at)
     hub.projections.catch_up()
     fake.answer_next("429", "400:130429")
@@ -252,7 +263,7 @@ def test_without_meta_credentials_social_replies_are_captured_by_the_sandbox(hub
     assert messages(hub, received.conversation_id)[str(message_id)] == ("captured", None)
 
 
-def test_a_whatsapp_reply_still_queued_when_the_window_closes_fails_without_calling_meta(hub, settings, fake):
+def test_a_whatsapp_reply_still_queued_when_the_window_closes_fails_without_calling_meta(hub, fake, meta_worker):
     app = hub.app
     workspace_id, number = connected(hub, fake, "whatsapp")
     received = inbound(app, workspace_id, Platform.WHATSAPP, number, "447700900432", "Hello")
@@ -260,6 +271,6 @@ def test_a_whatsapp_reply_still_queued_when_the_window_closes_fails_without_call
                                      now=NOW + timedelta(hours=23, minutes=59))
     assert decision.allowed
     hub.projections.catch_up()
-    meta_worker(hub, settings, fake, Clock(NOW + timedelta(hours=24, minutes=1))).run_once()
+    meta_worker(Clock(NOW + timedelta(hours=24, minutes=1))).run_once()
     assert messages(hub, received.conversation_id)[str(message_id)] == ("failed", "outside_customer_service_window")
     assert fake.attempts(number) == []
