@@ -25,6 +25,8 @@ from api.metrics import Metrics, timed
 from api.routes import (agent_socket, appointments, audit, auth, calendar, contacts, conversations, email,
                         fhir_writeback, minors, privacy, reminder_policies, replay, sandbox, sms_settings, twilio,
                         unsubscribe, widget_admin, widget_socket)
+from api.routes import api_keys as api_key_routes
+from api.routes import webhooks as webhook_routes
 from api.routes import settings as settings_routes
 from api.settings import Settings
 from api.widget_gateway import WidgetGateway
@@ -184,7 +186,7 @@ def create_app(
 
     for module in (auth, contacts, conversations, settings_routes, sandbox, agent_socket, appointments,
                    reminder_policies, calendar, fhir_writeback, email, unsubscribe, sms_settings, twilio, replay,
-                   minors, privacy, audit, widget_admin, widget_socket):
+                   minors, privacy, audit, widget_admin, widget_socket, api_key_routes, webhook_routes):
         app.include_router(module.router)
 
     @app.get("/healthz", tags=["operations"])

@@ -22,6 +22,7 @@ from adapters.reminder_worker import ReminderWorker
 from adapters.sealing import SealingMapper
 from adapters.tokens import TokenStore
 from adapters.webchat import WebchatChannel
+from adapters.webhook_delivery import WebhookWorker
 from adapters.widget_visitors import SCHEMA_SQL as WIDGET_SQL
 from adapters.widget_visitors import VisitorStore
 from api.email_setup import wire_email
@@ -30,6 +31,7 @@ from api.twilio_setup import twilio_channel
 from api.settings import Settings
 from domain.application import CommHub
 from domain.identifiers import Channel
+from projections.api_keys import ApiKeys, ApiKeyStore
 from projections.appointments import Appointments
 from projections.consents import Consents
 from projections.directory import Directory
@@ -42,6 +44,7 @@ from projections.reminders import Reminders
 from projections.runner import ProjectionRunner
 from projections.staff import Staff
 from projections.timeline import Timeline
+from projections.webhooks import Webhooks
 from projections.widget_visitors import WidgetVisitors
 
 log = logging.getLogger(__name__)
@@ -63,6 +66,8 @@ class Hub:
     reminders: ReminderWorker | None = None
     privacy: Privacy | None = None
     writeback: FhirWriteBackWorker | None = None
+    webhooks: WebhookWorker | None = None
+    api_keys: ApiKeyStore | None = None
     extras: dict[str, Any] = field(default_factory=dict)
     running: bool = False
     follower: Callable[[int, float], bool] | None = None  # waits for another process's projections
@@ -86,6 +91,8 @@ class Hub:
             self.privacy.worker.start()
         if self.writeback is not None:
             self.writeback.start()
+        if self.webhooks is not None:
+            self.webhooks.start()
         self.running = True
         return self
 
@@ -97,6 +104,8 @@ class Hub:
                 self.privacy.worker.stop()
             if self.writeback is not None:
                 self.writeback.stop()
+            if self.webhooks is not None:
+                self.webhooks.stop()
             self.outbox.stop()
             self.projections.stop()
         self.app.close()
@@ -157,7 +166,7 @@ def bootstrap(settings: Settings, *, database: Database | None = None) -> Hub:
     email = wire_email(settings, app, database, vault)
     views = [Staff(), Directory(), Consents(), Inbox(), Messages(), Timeline(), Outbox(),
              Handles(handles.digest, HANDLES_SQL), Appointments(), Reminders(), email.view, *privacy_views(),
-             WidgetVisitors(WIDGET_SQL), FhirWriteBacks()]
+             WidgetVisitors(WIDGET_SQL), FhirWriteBacks(), ApiKeys(), Webhooks()]
     runner = ProjectionRunner(app, database, views)
     runner.setup()
     tokens.setup()
@@ -168,11 +177,16 @@ def bootstrap(settings: Settings, *, database: Database | None = None) -> Hub:
     integrations = FhirIntegrations(vault)
     integrations.setup()
     writeback = FhirWriteBackWorker(app, database, integrations, poll_seconds=settings.reminder_poll_seconds)
+    webhooks = WebhookWorker(app, database, vault, allow_private=settings.webhook_allow_private,
+                             timeout=settings.webhook_timeout, max_attempts=settings.webhook_max_attempts,
+                             base_delay=settings.webhook_base_delay, max_delay=settings.webhook_max_delay,
+                             poll_seconds=settings.reminder_poll_seconds)
 
     def advanced(position: int) -> None:
         outbox.wake(position)
         reminders.wake(position)
         writeback.wake(position)
+        webhooks.wake(position)
 
     runner.on_advance = advanced
     feeds = CalendarFeeds(database)
@@ -182,4 +196,5 @@ def bootstrap(settings: Settings, *, database: Database | None = None) -> Hub:
     return Hub(settings=settings, database=database, vault=vault, app=app, handles=handles, tokens=tokens,
                projections=runner, outbox=outbox, embedded=embedded, reminders=reminders,
                extras={"calendar_feeds": feeds, "email": email, "visitors": VisitorStore(vault),
-                       "fhir_integrations": integrations}, privacy=privacy, writeback=writeback)
+                       "fhir_integrations": integrations}, privacy=privacy, writeback=writeback,
+               webhooks=webhooks, api_keys=ApiKeyStore(database))

@@ -9,6 +9,7 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from adapters.tokens import Principal
+from api.api_key_scopes import scope_for
 from api.bootstrap import Hub
 from domain.application import last_position
 
@@ -40,14 +41,30 @@ def current_principal(
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise HTTPException(401, "Authentication required", headers={"WWW-Authenticate": "Bearer"})
     principal = hub.tokens.resolve(credentials.credentials, now())
+    if principal is None and hub.api_keys is not None:
+        principal = hub.api_keys.resolve(credentials.credentials, now())
+        if principal is not None:
+            check_scope(request, principal)
     if principal is None:
         raise HTTPException(401, "Token is invalid, expired or revoked", headers={"WWW-Authenticate": "Bearer"})
     request.state.principal = principal  # the audit middleware records who read what
     return principal
 
 
+def check_scope(request: Request, principal: Principal) -> None:
+    """An API key reaches only the routes its scopes name (api/api_key_scopes.py), never others."""
+    route = request.scope.get("route")
+    needed = scope_for(request.method, getattr(route, "path", ""))
+    if needed is None:
+        raise HTTPException(403, "API keys may not use this route")
+    if needed not in principal.scopes:
+        raise HTTPException(403, f"This API key lacks the {needed} scope")
+
+
 def require(permission: str) -> Callable[..., Principal]:
     def check(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+        if principal.api_key_id is not None:
+            return principal  # its scopes were checked against this route when it was resolved
         if permission not in PERMISSIONS.get(principal.role, frozenset()):
             raise HTTPException(403, f"Your role may not use {permission}")
         return principal

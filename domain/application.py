@@ -28,6 +28,7 @@ from domain.errors import (
     WorkspaceSlugTakenError,
 )
 from domain.identifiers import Channel, Purpose
+from domain.integrations import IntegrationCommands
 from domain.minors import MinorsCommands, check_date_of_birth
 from domain.ports import ContactHandles, KeyShredder
 from domain.privacy import PrivacyCommands
@@ -62,7 +63,7 @@ class Owners:
         self._seen[(kind.__name__, aggregate_id)] = workspace_id
 
 
-class CommHub(WidgetCommands, MinorsCommands, AppointmentCommands, EmailCommands, SmsCommands, VoiceCommands,
+class CommHub(IntegrationCommands, WidgetCommands, MinorsCommands, AppointmentCommands, EmailCommands, SmsCommands, VoiceCommands,
              PrivacyCommands, Application):
     """All aggregates live in one application, so one notification log orders every event."""
 
