@@ -143,7 +143,7 @@ class IntegrationCommands:
         return key
 
     def get_api_key(self, workspace_id: UUID, key_id: UUID) -> ApiKey:
-        key = self._get(key_id, ApiKey)
+        key: ApiKey | None = self._get(key_id, ApiKey)
         if key is None or key.workspace_id != workspace_id:
             raise ApiKeyNotFoundError("API key not found")
         return key
@@ -155,7 +155,8 @@ class IntegrationCommands:
             self.save(key)
             return key
 
-        return self._retrying(attempt)
+        revoked: ApiKey = self._retrying(attempt)
+        return revoked
 
     def subscribe_webhook(self, workspace_id: UUID, subscription_id: UUID, *, url: str, event_types: list[str],
                           description: str, secret: str, actor_id: UUID | None,
@@ -169,7 +170,7 @@ class IntegrationCommands:
         return subscription
 
     def get_webhook(self, workspace_id: UUID, subscription_id: UUID) -> WebhookSubscription:
-        subscription = self._get(subscription_id, WebhookSubscription)
+        subscription: WebhookSubscription | None = self._get(subscription_id, WebhookSubscription)
         if subscription is None or subscription.workspace_id != workspace_id or subscription.deleted:
             raise WebhookNotFoundError("webhook subscription not found")
         return subscription
@@ -190,7 +191,8 @@ class IntegrationCommands:
                 self.save(s)
             return s
 
-        return self._retrying(attempt)
+        changed: WebhookSubscription = self._retrying(attempt)
+        return changed
 
     def rotate_webhook_secret(self, workspace_id: UUID, subscription_id: UUID, *, secret: str,
                               actor_id: UUID | None, now: datetime) -> None:

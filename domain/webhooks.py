@@ -131,4 +131,4 @@ def verify(secret: str, header: str, body: bytes, now: float, tolerance: int = T
 def retry_delay(attempt: int, base: float, cap: float, jitter: float) -> float:
     """Seconds before the next try after ``attempt`` failed ones: base·2^(attempt-1), capped, times
     ``jitter`` (a random factor the caller draws from [0.5, 1.5])."""
-    return min(cap, base * 2 ** max(0, attempt - 1)) * jitter
+    return float(min(cap, base * 2.0 ** max(0, attempt - 1)) * jitter)

@@ -30,7 +30,6 @@ from tests.e2e.api_support import (
     operations,
     phone_number,
     unique,
-    wait_for,
 )
 from tests.e2e.conftest import Server, start_server, stop_server
 from tests.webhook_receiver import WebhookReceiver

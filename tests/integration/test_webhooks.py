@@ -66,8 +66,8 @@ def test_events_reach_a_subscriber_signed_valid_and_each_with_a_stable_id(isolat
     with WebhookReceiver() as receiver:
         subscription_id = subscribe(hub, workspace_id, receiver.url())
         person = new_person(hub.app, workspace_id, "Wren")
-        conversation_id, message_id, _ = hub.app.receive_message(workspace_id=workspace_id, contact_id=person.contact_id,
-                                                                 channel="sms", body=person.note, now=NOW)
+        conversation_id, message_id, _ = hub.app.receive_message(
+            workspace_id=workspace_id, contact_id=person.contact_id, channel="sms", body=person.note, now=NOW)
         hub.app.grant_consent(workspace_id, person.contact_id, channel="sms", purpose="marketing", source="form",
                               wording="yes", actor_id=None, now=NOW)
         drain(hub, worker(hub))
