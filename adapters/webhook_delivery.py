@@ -75,7 +75,7 @@ def resolve(host: str, port: int, allow_private: bool) -> str:
         raise OSError("dns")
     if not allow_private and any(_refused(a) for a in addresses):
         raise DestinationRefusedError("destination address not allowed")
-    return str(addresses[0])
+    return str(sorted(addresses, key=lambda a: a.version)[0])  # IPv4 first: not every host has IPv6 routes
 
 
 def post(client: httpx.Client, url: str, body: bytes, headers: dict[str, str], allow_private: bool) -> Outcome:

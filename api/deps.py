@@ -12,6 +12,7 @@ from adapters.tokens import Principal
 from api.api_key_scopes import scope_for
 from api.bootstrap import Hub
 from domain.application import last_position
+from projections.api_keys import KEY_PREFIX
 
 bearer = HTTPBearer(auto_error=False)
 
@@ -40,11 +41,13 @@ def current_principal(
 ) -> Principal:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise HTTPException(401, "Authentication required", headers={"WWW-Authenticate": "Bearer"})
-    principal = hub.tokens.resolve(credentials.credentials, now())
-    if principal is None and hub.api_keys is not None:
+    principal = None
+    if hub.api_keys is not None and credentials.credentials.startswith(KEY_PREFIX):
         principal = hub.api_keys.resolve(credentials.credentials, now())
         if principal is not None:
             check_scope(request, principal)
+    if principal is None:  # a session token (which may, very rarely, begin like a key)
+        principal = hub.tokens.resolve(credentials.credentials, now())
     if principal is None:
         raise HTTPException(401, "Token is invalid, expired or revoked", headers={"WWW-Authenticate": "Bearer"})
     request.state.principal = principal  # the audit middleware records who read what
