@@ -60,10 +60,13 @@ class OutboxWorker(PollingWorker):
             if message.attempt > 1 and self._outcome_recorded(message):
                 return  # the read model will close the row; its lease keeps it from us until then
             refusal = self._refusal(message, purpose, now)
-            if refusal is None:
-                self._deliver(message)
-            else:
+            if refusal is not None:
                 self._cancel(message, refusal)
+            elif (held := self.app.held_until(message.workspace_id, message.contact_id, message.channel, purpose,
+                                              now)) is not None:
+                self._hold(message, held)
+            else:
+                self._deliver(message)
 
         if self.concurrency > 1 and len(rows) > 1:
             with ThreadPoolExecutor(min(self.concurrency, len(rows)), thread_name_prefix="commhub-send") as pool:
@@ -96,6 +99,16 @@ class OutboxWorker(PollingWorker):
             return "erased"
         decision = self.app.may_send(message.workspace_id, message.contact_id, message.channel, purpose, now)
         return None if decision.allowed else str(decision.reason)
+
+    def _hold(self, message: OutboundMessage, until: datetime) -> None:
+        """The contact's quiet hours began while the message waited: it goes when they end, and the
+        wait does not count as an attempt."""
+        with self.database.connection() as conn:
+            conn.execute(
+                "UPDATE commhub_outbox SET attempts = attempts - 1, next_attempt_at = %s, last_error = 'quiet_hours'"
+                " WHERE message_id = %s AND status = 'pending'",
+                (until, message.message_id),
+            )
 
     def _cancel(self, message: OutboundMessage, reason: str) -> None:
         now = self.clock()

@@ -23,7 +23,7 @@ from domain.errors import (
 from domain.identifiers import Channel, Purpose
 from domain.personal import readable
 from domain.phone_numbers import PhoneNumber, SmsSettings
-from domain.quiet_hours import QuietHours, is_quiet
+from domain.quiet_hours import QuietHours, next_allowed
 from domain.sms_keywords import OPT_IN_CONFIRMATION, OPT_OUT_CONFIRMATION, Keyword, keyword
 
 COMPLIANCE = "compliance"
@@ -190,18 +190,30 @@ class SmsCommands:
                          quiet_hours: bool = True) -> SendDecision:
         """The decision of every send: consent first, then (for SMS) the quiet hours of the contact's day.
 
-        The outbox re-checks consent at the moment of sending but not quiet hours: a message queued
-        in the day and retried a minute into the quiet hours still goes."""
+        A message queued in the day that is still waiting (retries, a backlog) when the quiet hours
+        begin is held by the outbox until they end: see `quiet_hours_end`."""
         subject = self.consent_subject_of(contact, purpose)  # with the workspace's under-age guard
         if purpose == COMPLIANCE:
             return compliance_decision(subject)
         decision = may_send(subject, Channel(channel), identifiers.purpose(purpose), now)
-        if decision.allowed and quiet_hours and channel == SMS:
-            settings = self.sms_settings(contact.workspace_id)
-            zone = readable(contact.time_zone) or self.get_workspace(contact.workspace_id).time_zone
-            if is_quiet(now, zone, settings.quiet_hours):
-                return SendDecision(False, Refusal.QUIET_HOURS)
+        if decision.allowed and quiet_hours and channel == SMS and self.quiet_hours_end(contact, now) is not None:
+            return SendDecision(False, Refusal.QUIET_HOURS)
         return decision
+
+    def quiet_hours_end(self, contact: Contact, now: datetime) -> datetime | None:
+        """When the SMS quiet hours of the contact's day end, or None if ``now`` is not within them."""
+        settings = self.sms_settings(contact.workspace_id)
+        zone = readable(contact.time_zone) or self.get_workspace(contact.workspace_id).time_zone
+        allowed = next_allowed(now, zone, settings.quiet_hours)
+        return None if allowed == now else allowed
+
+    def held_until(self, workspace_id: UUID, contact_id: UUID, channel: str, purpose: str,
+                   now: datetime) -> datetime | None:
+        """For the outbox, at the moment of sending: when a queued message that now falls in the
+        contact's quiet hours may go (None: it may go now). Compliance answers are never held."""
+        if channel != SMS or purpose == COMPLIANCE:
+            return None
+        return self.quiet_hours_end(self.get_contact(workspace_id, contact_id), now)
 
     def _send_or_refuse(self, conversation: Conversation, contact: Contact, message_id: UUID, body: str,
                         purpose: str, now: datetime) -> SendDecision:

@@ -150,3 +150,24 @@ def test_when_the_status_callback_beats_the_send_call_the_outbox_row_equals_its_
     hub.projections.rebuild("outbox")
     assert live == row() == ("sent", None, NOW + timedelta(seconds=1))
     assert len(channel.sent) == 1
+
+
+def test_an_sms_still_waiting_when_the_quiet_hours_begin_goes_when_they_end(hub):
+    channel = Recorder()
+    workspace_id, _, conversation_id, message_id = queued_reply(hub, "Your results are ready")  # queued at 09:30
+    hub.app.change_sms_settings(workspace_id, {"quiet_hours_start": "21:00", "quiet_hours_end": "08:00"}, NOW)
+    evening = NOW.replace(hour=21, minute=30)
+    morning = (NOW + timedelta(days=1)).replace(hour=8, minute=0)
+
+    OutboxWorker(hub.app, hub.database, {"sms": channel}, clock=lambda: evening).run_once()
+    OutboxWorker(hub.app, hub.database, {"sms": channel}, clock=lambda: morning - timedelta(minutes=1)).run_once()
+    assert channel.sent == []
+    with hub.database.connection() as conn:
+        held = conn.execute("SELECT status, attempts, next_attempt_at, last_error FROM commhub_outbox"
+                            " WHERE message_id = %s", (message_id,)).fetchone()
+    assert held == ("pending", 0, morning, "quiet_hours")  # London is on GMT in November
+
+    OutboxWorker(hub.app, hub.database, {"sms": channel}, clock=lambda: morning).run_once()
+    assert [m.body for m in channel.sent] == ["Your results are ready"]
+    delivered = [e.status for e in hub.app.events.get(conversation_id) if type(e).__name__ == "MessageDeliveryUpdated"]
+    assert delivered == ["delivered"]
