@@ -42,7 +42,7 @@ CREATE TABLE IF NOT EXISTS commhub_api_key_usage (
 );
 """
 INSERT = ("INSERT INTO commhub_api_keys (key_id, workspace_id, name, scopes, key_digest, hint, created_at, created_by)"
-          " VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (key_id) DO NOTHING")
+          " VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING")  # any key: the projection may race us
 REVOKE = ("UPDATE commhub_api_keys SET revoked_at = %s, revoked_by = %s WHERE key_id = %s AND revoked_at IS NULL")
 
 
