@@ -78,6 +78,16 @@ def resolve(host: str, port: int, allow_private: bool) -> str:
     return str(sorted(addresses, key=lambda a: a.version)[0])  # IPv4 first: not every host has IPv6 routes
 
 
+def check_destination(url: str, allow_private: bool) -> None:
+    """Refuse a URL whose host resolves to an address webhooks may not reach (when subscribing; every
+    delivery checks again). A host that does not resolve now is left to the delivery-time check."""
+    parts = urlsplit(url)
+    try:
+        resolve(parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80), allow_private)
+    except OSError:
+        pass
+
+
 def post(client: httpx.Client, url: str, body: bytes, headers: dict[str, str], allow_private: bool) -> Outcome:
     """POST to the address the URL's host resolves to now, with the original Host and TLS name."""
     parts = urlsplit(url)

@@ -10,10 +10,12 @@ from uuid import UUID, uuid4
 
 from fastapi import APIRouter, Query, Response
 
+from adapters.webhook_delivery import DestinationRefusedError, check_destination
+from api.bootstrap import Hub
 from api.deps import Conn, HubDep, Settings_, now, settle
 from api.integration_schemas import WebhookChange, WebhookCreate
 from api.present import plain
-from domain.errors import WebhookNotFoundError
+from domain.errors import WebhookNotFoundError, WebhookUrlInvalidError
 from projections import webhooks as queries
 from projections.queries import decode_cursor, encode_cursor
 
@@ -23,6 +25,14 @@ SECRET_PREFIX = "whsec_"
 
 def _new_secret() -> str:
     return SECRET_PREFIX + secrets.token_urlsafe(32)
+
+
+def _reachable(hub: Hub, url: str) -> None:
+    try:
+        check_destination(url, hub.settings.webhook_allow_private)
+    except DestinationRefusedError:
+        raise WebhookUrlInvalidError("the URL's host is a private, loopback or link-local address, which webhooks"
+                                     " may not reach (COMMHUB_WEBHOOK_ALLOW_PRIVATE=on allows it)") from None
 
 
 def _view(conn: Any, workspace_id: UUID, subscription_id: UUID) -> dict[str, Any]:
@@ -35,6 +45,7 @@ def _view(conn: Any, workspace_id: UUID, subscription_id: UUID) -> dict[str, Any
 @router.post("", status_code=201)
 def subscribe(body: WebhookCreate, principal: Settings_, hub: HubDep, conn: Conn) -> dict[str, Any]:
     """Subscribe a URL to event types. ``secret`` signs every delivery; it is in this answer only."""
+    _reachable(hub, body.url)
     secret = _new_secret()
     subscription = hub.app.subscribe_webhook(principal.workspace_id, uuid4(), url=body.url,
                                              event_types=list(body.event_types), description=body.description,
@@ -56,6 +67,8 @@ def get_subscription(subscription_id: UUID, principal: Settings_, conn: Conn) ->
 @router.patch("/{subscription_id}")
 def change(subscription_id: UUID, body: WebhookChange, principal: Settings_, hub: HubDep, conn: Conn) -> dict[str, Any]:
     """Change the URL, event types, description, or pause (``active: false``) and resume it."""
+    if body.url is not None:
+        _reachable(hub, body.url)
     hub.app.change_webhook(principal.workspace_id, subscription_id, url=body.url,
                            event_types=None if body.event_types is None else list(body.event_types),
                            description=body.description, active=body.active, actor_id=principal.staff_id, now=now())

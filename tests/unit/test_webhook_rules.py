@@ -14,7 +14,7 @@ from uuid import UUID, uuid4
 import jsonschema
 import pytest
 
-from adapters.webhook_delivery import DestinationRefusedError, resolve
+from adapters.webhook_delivery import DestinationRefusedError, check_destination, resolve
 from api.api_key_scopes import ROUTE_SCOPES
 from domain.appointment import Appointment
 from domain.contact import Contact
@@ -193,3 +193,11 @@ def test_private_loopback_and_link_local_destinations_are_refused_unless_allowed
 
 def test_a_public_address_is_allowed():
     assert resolve("93.184.215.14", 443, allow_private=False) == "93.184.215.14"
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:8080/x", "https://[::1]/hook", "http://10.0.0.7/", "http://localhost/"])
+def test_subscribing_a_private_destination_is_refused_unless_allowed(url):
+    with pytest.raises(DestinationRefusedError):
+        check_destination(url, allow_private=False)
+    check_destination(url, allow_private=True)
+    check_destination("https://hooks.nowhere.invalid/x", allow_private=False)  # unresolvable now: checked when sent
