@@ -4,6 +4,7 @@ worker → signed POST; retries, give-up, refusals, erasure purges, rebuilds nev
 from __future__ import annotations
 
 import json
+import threading
 import time
 import uuid
 from datetime import timedelta
@@ -222,3 +223,29 @@ def test_only_the_workspace_and_types_subscribed_receive_and_a_deleted_subscript
         assert receiver.received == [] and paused.received == []
         assert deliveries(hub, mine, paused_id) == []
         assert [r["state"] for r in deliveries(hub, mine, deleted)] == ["cancelled"]
+
+
+def test_two_workers_racing_for_the_queue_send_each_delivery_once(isolated_hub):
+    hub = isolated_hub
+    workspace_id = new_workspace(hub.app)
+    with WebhookReceiver() as receiver:
+        subscription_id = subscribe(hub, workspace_id, receiver.url(), ["contact.created"])
+        for index in range(30):
+            hub.app.create_contact(workspace_id=workspace_id, contact_id=uuid.uuid4(), name=f"Racer {index}", now=NOW)
+        hub.projections.catch_up()
+        first, second = worker(hub), worker(hub)
+        counts = {"first": 0, "second": 0}
+
+        def run(name: str, sender: WebhookWorker) -> None:
+            while (claimed := sender.run_once(limit=3)):
+                counts[name] += claimed
+
+        threads = [threading.Thread(target=run, args=item) for item in (("first", first), ("second", second))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+        ids = [r.headers["commhub-delivery-id"] for r in receiver.received]
+        assert len(ids) == 30 and len(set(ids)) == 30
+        assert counts["first"] > 0 and counts["second"] > 0 and sum(counts.values()) == 30
+        assert {r["state"] for r in deliveries(hub, workspace_id, subscription_id)} == {"delivered"}
