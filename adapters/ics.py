@@ -9,6 +9,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from icalendar import Calendar, Event
 
+from domain.calendar_sync import CalendarEvent
+
 PRODUCT = "-//commhub//appointments//EN"
 STATUS_TO_ICS = {"cancelled": "CANCELLED", "confirmed": "CONFIRMED", "checked_in": "CONFIRMED",
                  "completed": "CONFIRMED", "booked": "TENTATIVE", "no_show": "CANCELLED"}
@@ -114,3 +116,54 @@ def _attendee(event: Any) -> tuple[str | None, str | None, str | None]:
     return None, None, None
 
 
+
+
+# One event for a staff member's own calendar (CalDAV) -------------------------------------------
+
+OWNED_PROPERTIES = ("dtstamp", "dtstart", "dtend", "duration", "summary", "location", "status", "sequence",
+                    "description", "last-modified")
+"""What commhub writes in an event it pushed; everything else (alarms, categories, a colour the
+staff member chose) belongs to the calendar and is kept when commhub updates the event."""
+
+
+def calendar_object(event: CalendarEvent, now: datetime) -> bytes:
+    """A VCALENDAR holding one VEVENT, as PUT to ``{collection}/{name}.ics``. Times are in UTC."""
+    calendar = Calendar()
+    calendar.add("prodid", PRODUCT)
+    calendar.add("version", "2.0")
+    vevent = Event()
+    vevent.add("uid", event.uid)
+    _set_owned(vevent, event, now, 0)
+    calendar.add_component(vevent)
+    return calendar.to_ical()  # type: ignore[no-any-return]
+
+
+def merged_object(remote: bytes, event: CalendarEvent, now: datetime) -> bytes:
+    """Our event written over the calendar's current copy: our properties replaced, the rest kept.
+    A copy that is not one VEVENT with our UID is replaced whole."""
+    try:
+        calendar = Calendar.from_ical(remote.decode("utf-8"))
+        [vevent] = [c for c in calendar.subcomponents if c.name == "VEVENT"]
+        if str(vevent.get("uid")) != event.uid:
+            raise ValueError("another event")
+        sequence = int(vevent.get("sequence", 0))
+    except (ValueError, UnicodeDecodeError, KeyError, IndexError, TypeError):
+        return calendar_object(event, now)
+    _set_owned(vevent, event, now, sequence)
+    return calendar.to_ical()  # type: ignore[no-any-return]
+
+
+def _set_owned(vevent: Any, event: CalendarEvent, now: datetime, their_sequence: int) -> None:
+    for name in OWNED_PROPERTIES:
+        vevent.pop(name, None)
+    stamp = now.astimezone(timezone.utc)
+    vevent.add("dtstamp", stamp)
+    vevent.add("last-modified", stamp)
+    vevent.add("dtstart", event.starts_at.astimezone(timezone.utc))
+    vevent.add("dtend", event.ends_at.astimezone(timezone.utc))
+    vevent.add("summary", event.summary)
+    if event.location:
+        vevent.add("location", event.location)
+    vevent.add("status", STATUS_TO_ICS.get(event.status, "TENTATIVE"))
+    vevent.add("sequence", max(event.sequence, their_sequence))
+    vevent.add("description", event.description)

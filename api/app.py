@@ -27,6 +27,7 @@ from api.routes import (agent_socket, appointments, audit, auth, calendar, conta
                         unsubscribe, widget_admin, widget_socket)
 from api.routes import api_keys as api_key_routes
 from api.routes import webhooks as webhook_routes
+from api.routes import caldav as caldav_routes
 from api.routes import settings as settings_routes
 from api.settings import Settings
 from api.widget_gateway import WidgetGateway
@@ -188,6 +189,7 @@ def create_app(
                    reminder_policies, calendar, fhir_writeback, email, unsubscribe, sms_settings, twilio, replay,
                    minors, privacy, audit, widget_admin, widget_socket, api_key_routes, webhook_routes):
         app.include_router(module.router)
+    app.include_router(caldav_routes.router)
 
     @app.get("/healthz", tags=["operations"])
     def healthz() -> dict[str, str]:

@@ -68,6 +68,9 @@ ROUTES: dict[tuple[str, str], str] = {
     ("PATCH", "/api/v1/webhooks/{subscription_id}"): "webhook.changed",
     ("DELETE", "/api/v1/webhooks/{subscription_id}"): "webhook.deleted",
     ("POST", "/api/v1/webhooks/{subscription_id}/secret"): "webhook.secret_rotated",
+    ("PUT", "/api/v1/caldav/connections/{staff_id}"): "settings.calendar_connected",
+    ("DELETE", "/api/v1/caldav/connections/{staff_id}"): "settings.calendar_disconnected",
+    ("PUT", "/api/v1/caldav/settings"): "settings.calendar_sync_changed",
 }
 KEY_USE = "api_key.used"
 """The action of a call made with an API key to a route not listed above (every key use is audited)."""

