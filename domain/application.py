@@ -63,8 +63,8 @@ class Owners:
         self._seen[(kind.__name__, aggregate_id)] = workspace_id
 
 
-class CommHub(IntegrationCommands, WidgetCommands, MinorsCommands, AppointmentCommands, EmailCommands, SmsCommands, VoiceCommands,
-             PrivacyCommands, Application):
+class CommHub(WidgetCommands, MinorsCommands, AppointmentCommands, EmailCommands, SmsCommands, VoiceCommands,
+             PrivacyCommands, IntegrationCommands, Application):
     """All aggregates live in one application, so one notification log orders every event."""
 
     name = "commhub"
