@@ -28,7 +28,6 @@ import httpx
 from adapters.polling import PollingWorker
 from adapters.postgres import Database
 from domain.application import CommHub
-from domain.integrations import WebhookSubscription
 from domain.ports import KeyShredder
 from domain.webhooks import SIGNATURE_HEADER, retry_delay, signature
 
@@ -154,7 +153,7 @@ class WebhookWorker(PollingWorker):
 
     def _deliver(self, client: httpx.Client, delivery_id: UUID, subscription_id: UUID, workspace_id: UUID,
                  event_type: str, subject_id: UUID, payload: dict[str, Any], attempt: int) -> None:
-        subscription = self.app._get(subscription_id, WebhookSubscription)
+        subscription = self.app.find_webhook(subscription_id)
         if subscription is None or subscription.deleted or not subscription.active \
                 or subscription.workspace_id != workspace_id or subscription.signing_secret is None:
             self._close(delivery_id, "cancelled")

@@ -175,6 +175,11 @@ class IntegrationCommands:
             raise WebhookNotFoundError("webhook subscription not found")
         return subscription
 
+    def find_webhook(self, subscription_id: UUID) -> WebhookSubscription | None:
+        """The subscription whatever its workspace or state (for the delivery worker, which checks both)."""
+        found: WebhookSubscription | None = self._get(subscription_id, WebhookSubscription)
+        return found
+
     def change_webhook(self, workspace_id: UUID, subscription_id: UUID, *, url: str | None,
                        event_types: list[str] | None, description: str | None, active: bool | None,
                        actor_id: UUID | None, now: datetime) -> WebhookSubscription:
