@@ -51,17 +51,34 @@ class ChainReport:
         return not self.problems
 
 
+@dataclass
+class _Pending:
+    """One entry waiting to be appended, and what became of it."""
+
+    fields: dict[str, Any]
+    entry: AuditEntry | None = None
+    error: BaseException | None = None
+    done: bool = False
+
+
+@dataclass
+class _Chain:
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    queue: list[_Pending] = field(default_factory=list)
+
+
 class AuditLog:
     def __init__(self, app: CommHub, database: Database) -> None:
         self.app = app
         self.database = database
         self.transcoder = MsgspecTranscoder()
-        # Appends to one chain are serialised in this process: concurrent requests would only collide
-        # on the version and retry. Another process appending meanwhile shows up as a version
-        # conflict: reread and retry. (The last entry is always read from the store, never cached, so
-        # a restored database cannot leave a gap in the chain.)
+        # Appends to one chain are serialised in this process, and grouped: whoever holds a chain's
+        # lock appends every entry queued for it meanwhile in one transaction (group commit), so
+        # concurrent requests neither collide on the version nor pay a commit each. Another process
+        # appending meanwhile shows up as a version conflict: reread and retry. (The last entry is
+        # always read from the store, never cached, so a restored database cannot leave a gap.)
         self._guard = threading.Lock()
-        self._chains: dict[UUID, threading.Lock] = {}
+        self._chains: dict[UUID, _Chain] = {}
 
     def setup(self) -> None:
         with self.database.connect(autocommit=True) as conn:
@@ -72,34 +89,50 @@ class AuditLog:
         subject_ids: Iterable[UUID] = (), target_id: UUID | None = None, route: str | None = None,
         count: int | None = None, outcome: str = "ok",
     ) -> AuditEntry:
-        """Append one entry; concurrent appends to the same chain retry on the version conflict."""
-        stream = audit_stream_id(workspace_id)
-        subjects = list(dict.fromkeys(subject_ids))
+        """Append one entry (with any others queued for the same chain meanwhile); returns when it is stored."""
+        pending = _Pending(dict(
+            timestamp=now, workspace_id=workspace_id, action=action, actor_id=actor_id, via=via,
+            subject_ids=list(dict.fromkeys(subject_ids)), target_id=target_id, route=route, count=count,
+            outcome=outcome,
+        ))
         with self._guard:
-            chain = self._chains.setdefault(workspace_id, threading.Lock())
-        with chain:
-            return self._append(workspace_id, stream, action, now=now, actor_id=actor_id, via=via,
-                                subjects=subjects, target_id=target_id, route=route, count=count, outcome=outcome)
+            chain = self._chains.setdefault(workspace_id, _Chain())
+            chain.queue.append(pending)
+        with chain.lock:
+            if not pending.done:
+                with self._guard:
+                    batch, chain.queue = chain.queue, []
+                try:
+                    entries = self._append(workspace_id, [p.fields for p in batch])
+                except BaseException as error:
+                    for item in batch:
+                        item.error, item.done = error, True
+                else:
+                    for item, entry in zip(batch, entries):
+                        item.entry, item.done = entry, True
+        if pending.error is not None:
+            raise pending.error
+        assert pending.entry is not None
+        return pending.entry
 
-    def _append(
-        self, workspace_id: UUID, stream: UUID, action: str, *, now: datetime, actor_id: UUID | None, via: str,
-        subjects: list[UUID], target_id: UUID | None, route: str | None, count: int | None, outcome: str,
-    ) -> AuditEntry:
+    def _append(self, workspace_id: UUID, batch: list[dict[str, Any]]) -> list[AuditEntry]:
+        """Chain the entries onto the stored last one and save them in one transaction."""
+        stream = audit_stream_id(workspace_id)
         for _ in range(50):
             version, previous = self._last(stream)
-            entry = AuditEntry(
-                originator_id=stream, originator_version=version + 1, timestamp=now, workspace_id=workspace_id,
-                previous_hash=previous, action=action, actor_id=actor_id, via=via, subject_ids=subjects,
-                target_id=target_id, route=route, count=count, outcome=outcome,
-            )
+            entries = []
+            for fields in batch:
+                version += 1
+                entry = AuditEntry(originator_id=stream, originator_version=version, previous_hash=previous, **fields)
+                stored = self.app.mapper.to_stored_event(entry)
+                previous = entry_hash(stream, version, stored.topic, stored.state)
+                entries.append(entry)
             try:
-                self.app.save(entry)
+                self.app.save(*entries)
             except IntegrityError:
-                continue  # another entry took this version: chain onto it
-            stored = self.app.mapper.to_stored_event(entry)
-            digest = entry_hash(stream, entry.originator_version, stored.topic, stored.state)
-            self._advance_head(workspace_id, entry.originator_version, digest)
-            return entry
+                continue  # another process took these versions: chain onto its entries
+            self._advance_head(workspace_id, version, previous)
+            return entries
         raise IntegrityError("audit log is too busy; try again")
 
     def _last(self, stream: UUID) -> tuple[int, str]:

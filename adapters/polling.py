@@ -1,11 +1,15 @@
 """The lifecycle every background worker shares: a daemon thread that calls `run_once` until it
 returns 0, then sleeps until woken (a NOTIFY, a new row) or `poll_seconds` pass; errors are logged
-by type only (never their text, which may quote personal data) and retried after a second."""
+by type only (never their text, which may quote personal data) and retried after a second.
+
+Wake-ups closer together than `wake_interval` are merged into one run: under load the projections
+advance hundreds of times a second, and each idle run costs a query."""
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Any
 
 import psycopg
@@ -18,6 +22,7 @@ class PollingWorker:
     """Thread name suffix and the label in log lines."""
     poll_seconds: float = 5.0
     stop_timeout: float = 15.0
+    wake_interval: float = 0.05
 
     def __init__(self) -> None:
         self._wake = threading.Event()
@@ -51,8 +56,12 @@ class PollingWorker:
     def _run(self) -> None:
         while not self._stopping.is_set():
             try:
+                started = time.monotonic()
                 if self.run_once() == 0:
                     self._wake.wait(self.poll_seconds)
+                    rest = started + self.wake_interval - time.monotonic()
+                    if rest > 0:  # woken right after a run: let more wake-ups arrive first
+                        self._stopping.wait(rest)
                     self._wake.clear()
             except (psycopg.Error, OSError) as error:
                 log.warning("%s worker error (%s); retrying", self.name, type(error).__name__)

@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, AsyncIterator, Callable
 
+import anyio.to_thread
 import psycopg
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, Response
@@ -153,11 +154,16 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         hub = bootstrap(config)
+        # Sync routes run in this many threads (anyio's default is 40): fewer threads contend less
+        # for the GIL with the projection runner, which every read-your-writes wait depends on.
+        anyio.to_thread.current_default_thread_limiter().total_tokens = config.request_threads
         if config.workers:
             hub.start_workers()
         app.state.hub = hub
+        hub.tokens.start()  # caches token lookups while it listens for revocations
         listener = start_listener(hub.settings, hub.extras["email"])
-        app.state.live = LiveFeed(hub.app, hub.database).start(asyncio.get_running_loop())
+        app.state.live = LiveFeed(hub.app, hub.database, hub.projections if hub.running else None).start(
+            asyncio.get_running_loop())
         hub.follower = app.state.live.wait_for
         app.state.widget = widget = WidgetGateway(hub, app.state.live)
         metrics.watch(hub, lambda: {"agent": app.state.live.connections - widget.subscriptions,
@@ -172,6 +178,7 @@ def create_app(
             yield
         finally:
             app.state.live.stop()
+            hub.tokens.stop()
             if listener is not None:
                 listener.stop()
             hub.close()

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Callable, Iterator
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
 from adapters.tokens import Principal
 from api.api_key_scopes import scope_for
@@ -29,25 +30,28 @@ def now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def get_hub(request: Request) -> Hub:
+async def get_hub(request: Request) -> Hub:  # async: a sync dependency costs a threadpool round trip
     return request.app.state.hub
 
 
 HubDep = Annotated[Hub, Depends(get_hub)]
 
 
-def current_principal(
+async def current_principal(
     request: Request, hub: HubDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise HTTPException(401, "Authentication required", headers={"WWW-Authenticate": "Bearer"})
+    at = now()
     principal = None
     if hub.api_keys is not None and credentials.credentials.startswith(KEY_PREFIX):
-        principal = hub.api_keys.resolve(credentials.credentials, now())
-        if principal is not None:
+        principal = await run_in_threadpool(hub.api_keys.resolve, credentials.credentials, at)  # never cached:
+        if principal is not None:  # a revocation holds from the next request on, in every process
             check_scope(request, principal)
     if principal is None:  # a session token (which may, very rarely, begin like a key)
-        principal = hub.tokens.resolve(credentials.credentials, now())
+        principal = hub.tokens.cached(credentials.credentials, at)  # no I/O: stays on the event loop
+    if principal is None:
+        principal = await run_in_threadpool(hub.tokens.resolve, credentials.credentials, at)
     if principal is None:
         raise HTTPException(401, "Token is invalid, expired or revoked", headers={"WWW-Authenticate": "Bearer"})
     request.state.principal = principal  # the audit middleware records who read what
@@ -65,7 +69,7 @@ def check_scope(request: Request, principal: Principal) -> None:
 
 
 def require(permission: str) -> Callable[..., Principal]:
-    def check(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+    async def check(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
         if principal.api_key_id is not None:
             return principal  # its scopes were checked against this route when it was resolved
         if permission not in PERMISSIONS.get(principal.role, frozenset()):

@@ -2,7 +2,10 @@
 updates to its own agent websockets; a reconnecting client resumes from its last seen position.
 
 Updates are published only once every projection has applied them (whichever process runs the
-projections), so a client that re-reads the REST API on an update always sees it there."""
+projections), so a client that re-reads the REST API on an update always sees it there. When this
+process runs the projections, its runner hands each batch over right after committing it (the
+events already decoded), so the feed does not read them again; batches of other processes' runners
+are read from the log."""
 
 from __future__ import annotations
 
@@ -22,12 +25,13 @@ from domain.appointment import Appointment
 from domain.contact import Contact
 from domain.conversation import Conversation
 from api.present import plain
-from projections.runner import projected_channel, projected_floor, wait_until
+from projections.runner import ProjectionRunner, projected_channel, projected_floor, wait_until
 from projections.timeline import KINDS
 
 log = logging.getLogger(__name__)
 
 BACKFILL_LIMIT = 10_000
+HANDOFF_WAIT = 0.05  # how long a NOTIFY of this process's runner waits for its batch to be handed over
 MESSAGE_EVENTS = (Conversation.MessageReceived, Conversation.MessageSent, Conversation.MessageRefused)
 # Appointment fields an agent's page may get live: service, notes and reasons are sealed, so they are
 # read through the REST API (where erasure blanks them), never pushed.
@@ -82,9 +86,10 @@ class LiveFeed:
     """Subscribers are keyed by workspace id (agents: every update of the workspace) or by
     conversation id (widgets: that conversation's updates only)."""
 
-    def __init__(self, app: CommHub, database: Database) -> None:
+    def __init__(self, app: CommHub, database: Database, runner: ProjectionRunner | None = None) -> None:
         self.app = app
         self.database = database
+        self.runner = runner  # the projections of this process, if it runs them
         self.position = 0
         self.typing_channel = typing_channel(database)
         self._subscribers: dict[UUID, set[asyncio.Queue[dict[str, Any]]]] = {}
@@ -92,16 +97,20 @@ class LiveFeed:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self.connected = threading.Event()
-        self._advanced = threading.Condition()
+        self._advanced = threading.Condition()  # its lock also orders the two ways updates are published
 
     def start(self, loop: asyncio.AbstractEventLoop) -> LiveFeed:
         self._loop = loop
         self.position = self.floor()
+        if self.runner is not None:
+            self.runner.on_applied = self.take
         self._thread = threading.Thread(target=self._run, name="commhub-live-feed", daemon=True)
         self._thread.start()
         return self
 
     def stop(self) -> None:
+        if self.runner is not None and self.runner.on_applied == self.take:
+            self.runner.on_applied = None
         self._stopping.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
@@ -165,18 +174,43 @@ class LiveFeed:
             queue.put_nowait(update)
 
     def _publish(self, notifications: list[Any]) -> None:
+        """Publish stored events read from the log (all of them up to the floor, in order)."""
         assert self._loop is not None
-        for notification in notifications:
-            workspace_id = self._workspace_of(notification)
-            keys = [k for k in (workspace_id, notification.originator_id) if k in self._subscribers]
-            if workspace_id is not None and keys:
-                update = to_update(self.app.mapper.to_domain_event(notification), notification.id)
-                if update is not None:
-                    for key in keys:
-                        self._loop.call_soon_threadsafe(self._dispatch, key, update)
-            self.position = notification.id
         with self._advanced:
+            for notification in notifications:
+                if notification.id <= self.position:
+                    continue  # handed over by the runner meanwhile
+                workspace_id = self._workspace_of(notification)
+                keys = [k for k in (workspace_id, notification.originator_id) if k in self._subscribers]
+                if workspace_id is not None and keys:
+                    self._send(keys, self.app.mapper.to_domain_event(notification), notification.id)
+                self.position = notification.id
             self._advanced.notify_all()
+
+    def take(self, start: int, events: list[tuple[int, Any]]) -> None:
+        """Publish a batch this process's runner has just committed: every read model now includes
+        ``events`` (position, decoded event or None), which are all the events after ``start``."""
+        assert self._loop is not None
+        with self._advanced:
+            if not start <= self.position < events[-1][0]:
+                return  # not the next batch for this feed: it reads the log instead
+            for position, event in events:
+                if position <= self.position:
+                    continue
+                workspace_id = getattr(event, "workspace_id", None)
+                if isinstance(workspace_id, UUID):
+                    keys = [k for k in (workspace_id, event.originator_id) if k in self._subscribers]
+                    if keys:
+                        self._send(keys, event, position)
+                self.position = position
+            self._advanced.notify_all()
+
+    def _send(self, keys: list[UUID], event: Any, position: int) -> None:
+        assert self._loop is not None
+        update = to_update(event, position)
+        if update is not None:
+            for key in keys:
+                self._loop.call_soon_threadsafe(self._dispatch, key, update)
 
     def publish_typing(self, workspace_id: UUID, conversation_id: UUID, who: str) -> None:
         """Tell every process that someone ("agent" or "visitor") is typing in a conversation."""
@@ -195,26 +229,49 @@ class LiveFeed:
         if key in self._subscribers and self._loop is not None:
             self._loop.call_soon_threadsafe(self._dispatch, key, update)
 
+    def _stale(self, notify: Any) -> bool:
+        """Whether a NOTIFY of the projections says the read models moved past what was published
+        (and this process's runner did not hand that batch over itself)."""
+        try:
+            floor = int(notify.payload)
+        except ValueError:
+            return True
+        if floor <= self.position:
+            return False
+        if self.runner is not None and notify.pid in self.runner.backend_pids:
+            return not self.wait_for(floor, HANDOFF_WAIT)  # its commit is announced before the handover
+        return True
+
     def _run(self) -> None:
         backoff = 0.2
         while not self._stopping.is_set():
             try:
                 with self.database.connect(autocommit=True, **KEEPALIVE) as listener:
-                    for channel in (projected_channel(self.database), self.typing_channel):
+                    projected = projected_channel(self.database)
+                    for channel in (projected, self.typing_channel):
                         listener.execute(psycopg.sql.SQL("LISTEN {}").format(psycopg.sql.Identifier(channel)))
                     self.connected.set()
                     backoff = 0.2
+                    check = True  # read the floor on (re)connecting: announcements may have been missed
                     while not self._stopping.is_set():
-                        floor = projected_floor(listener)
-                        if floor > self.position:
-                            page = self.app.recorder.select_notifications(
-                                start=self.position + 1, limit=500, stop=floor)
-                            if page:
-                                self._publish(page)
-                                continue
+                        if check:
+                            check = False
+                            floor = projected_floor(listener)
+                            if floor > self.position:
+                                page = self.app.recorder.select_notifications(
+                                    start=self.position + 1, limit=500, stop=floor)
+                                if page:
+                                    self._publish(page)
+                                    check = True
+                                    continue
+                        quiet = True
                         for notify in listener.notifies(timeout=0.5, stop_after=1):
+                            quiet = False
                             if notify.channel == self.typing_channel:
                                 self._relay_typing(notify.payload)
+                            elif notify.channel == projected and self._stale(notify):
+                                check = True
+                        check = check or quiet  # nothing for a while: look anyway
             except Exception as error:  # reconnect after a database restart; what was missed is read on return
                 log.warning("live feed lost the database (%s); reconnecting in %.1fs", type(error).__name__, backoff)
             self.connected.clear()

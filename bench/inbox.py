@@ -678,11 +678,13 @@ class CpuMeter:
     """CPU seconds used by the server process, by PostgreSQL (when it runs on this machine), by this
     client, and by the whole machine (the rest is other work sharing it)."""
 
-    def __init__(self, server_pid: int, database: Database) -> None:
+    def __init__(self, server_pid: int, database: Database, worker_pid: int | None = None) -> None:
         self.processes: dict[str, Any] = {}
         if psutil is None:
             return
         self.processes["server"] = psutil.Process(server_pid)
+        if worker_pid is not None:
+            self.processes["projection worker"] = psutil.Process(worker_pid)
         self.processes["PostgreSQL"] = None
         self.processes["bench client"] = psutil.Process()
         try:
@@ -848,7 +850,7 @@ async def inbound_run(
         item.answered = time.perf_counter()
         progress.advance(task)
 
-    cpu = CpuMeter(server.process.pid, database)
+    cpu = CpuMeter(server.process.pid, database, getattr(server, "worker_pid", None))
     counters_before, cpu_before = pg_counters(database), cpu.snapshot()
     try:
         with Sampler(database) as sampler:
@@ -878,6 +880,7 @@ class LiveResult:
     notify_lost: int = 0
     healthz: list[float] = field(default_factory=list)
     healthz_rate: float = 0.0
+    healthz_cpu: float | None = None  # server CPU seconds per GET /healthz
     startup: float = 0.0
     stages: Stages | None = None
 
@@ -923,7 +926,12 @@ async def measure_live(server: Any, database: Database, login: dict[str, Any], a
             # Unmeasured: opens every keep-alive connection and warms the server's request path (the
             # first burst after start-up is many times slower).
             await open_loop(args.rate, max(args.workers * 2, int(args.rate)), args.workers, warm_probe, give_up=10)
+            meter = CpuMeter(server.process.pid, database)
+            before = meter.snapshot()
             await open_loop(args.rate, count, args.workers, probe, give_up=args.baseline_duration * 1.5 + 2)
+            after = meter.snapshot()
+            if "server" in before and "server" in after and result.healthz:
+                result.healthz_cpu = (after["server"] - before["server"]) / len(result.healthz)
             result.healthz_rate = (len(sends) - 1) / (max(sends) - min(sends)) if len(sends) > 1 else 0.0
 
             main = await inbound_run(clients, socket, server, database, rate=args.rate, duration=args.duration,
@@ -991,8 +999,14 @@ def run_live(args: argparse.Namespace, url: str, tmp: Path, progress: Progress) 
         env = {"DATABASE_URL": url, "COMMHUB_DB_SCHEMA": database.schema, "COMMHUB_KEK": encode_kek(generate_kek()),
                "COMMHUB_LOG_LEVEL": "warning"}
         started = time.perf_counter()
-        server = start_server(data_dir, env, "--demo", timeout=120)
+        worker = None
+        if args.projections_process:  # the projections and outbox in a `commhub worker` of their own
+            worker = start_worker(data_dir, env)
+            stack.callback(stop_worker, worker)
+        server = start_server(data_dir, env, "--demo", *(["--no-workers"] if worker else []), timeout=120)
         stack.callback(stop_server, server)
+        if worker is not None:
+            server.worker_pid = worker.pid
         startup = time.perf_counter() - started
         console.log(f"commhub serve --demo ready in {startup:.1f} s at {server.url}")
         try:
@@ -1012,6 +1026,24 @@ def run_live(args: argparse.Namespace, url: str, tmp: Path, progress: Progress) 
             console.log(f"[yellow]the server logged {len(problems)} error lines[/], e.g. {problems[0][:200]}")
         console.log("stopping the server, dropping the live schema")
     return result
+
+
+def start_worker(data_dir: Path, env: dict[str, str]) -> Any:
+    """``commhub worker`` on the same schema (projections and outbox), logging next to the server."""
+    import subprocess
+
+    log = open(data_dir / "worker.log", "w")
+    return subprocess.Popen([sys.executable, "-m", "api.cli", "worker"], cwd=Path(__file__).resolve().parents[1],
+                            env={**os.environ, **env, "COMMHUB_DATA_DIR": str(data_dir)}, stdout=log,
+                            stderr=subprocess.STDOUT)
+
+
+def stop_worker(worker: Any) -> None:
+    worker.terminate()
+    try:
+        worker.wait(timeout=20)
+    except Exception:
+        worker.kill()
 
 
 @dataclass
@@ -1213,7 +1245,11 @@ def report(args: argparse.Namespace, inbox: list[InboxResult], live: LiveResult 
             for line in describe_run(run):
                 console.print(f"  {line}", soft_wrap=True)
         console.print(f"  baselines at {args.rate:g}/s: LISTEN/NOTIFY lost {live.notify_lost}; "
-                      f"GET /healthz achieved {live.healthz_rate:.0f}/s")
+                      f"GET /healthz achieved {live.healthz_rate:.0f}/s"
+                      + (f", server CPU {live.healthz_cpu * 1000:.2f} ms per request (the HTTP floor)"
+                         if live.healthz_cpu is not None else ""))
+        console.print("  transactions are counted over the whole database (pg_stat_database): for exact figures run "
+                      "the bench on a database no one else uses")
         console.print()
         if live.stages is not None:
             stages = live.stages
@@ -1254,6 +1290,9 @@ def report(args: argparse.Namespace, inbox: list[InboxResult], live: LiveResult 
                           f"{ratio(percentile(lat, 99), percentile(live.notify, 99))}; POST /sandbox/inbound vs "
                           f"GET /healthz p50 {ratio(percentile(post, 50), percentile(live.healthz, 50))}, p99 "
                           f"{ratio(percentile(post, 99), percentile(live.healthz, 99))}")
+            if live.healthz_cpu and run.cpu.get("server") and run.accepted:
+                console.print(f"  at {run.rate:g}/s: server CPU per inbound message vs per GET /healthz "
+                              f"{ratio(run.cpu['server'] / len(run.accepted), live.healthz_cpu)}")
     load = os.getloadavg()
     console.print(f"machine load average at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} "
                   f"({os.cpu_count()} cores; other work on this machine inflates every figure)")
@@ -1327,6 +1366,9 @@ def record(inbox: list[InboxResult], live: LiveResult | None) -> None:
         findings.figure("inbound messages/s sustained", run.achieved_rate, run.rate, "messages/s",
                         baseline_name="offered rate")
         findings.latencies(f"inbound → websocket at {run.rate:g}/s", run.latencies())
+        if live.healthz_cpu and run.cpu.get("server") and run.accepted:
+            findings.figure("server CPU per inbound message", run.cpu["server"] / len(run.accepted) * 1000,
+                            live.healthz_cpu * 1000, "ms", better="lower", baseline_name="GET /healthz")
     findings.write()
 # Main ---------------------------------------------------------------------------------------
 
@@ -1365,6 +1407,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="seconds of that second inbound run (default 15; quick 4)")
     parser.add_argument("--stage-messages", type=int, default=None,
                         help="messages for the in-process step timings (default 120; quick 30)")
+    parser.add_argument("--projections-process", action="store_true",
+                        help="part 2 with the projections and outbox in a separate `commhub worker` process "
+                             "(`commhub serve --no-workers`) instead of inside the server")
     parser.add_argument("--skip-inbox", action="store_true", help="only part 2")
     parser.add_argument("--skip-live", action="store_true", help="only part 1")
     args = parser.parse_args(argv)

@@ -7,13 +7,16 @@ applied: any number of processes may run projections and none applies an event t
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import logging
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Protocol, Sequence
 
 import psycopg
-from eventsourcing.persistence import InterfaceError, OperationalError
+from eventsourcing.persistence import InterfaceError, Notification, OperationalError
 
 from adapters.postgres import KEEPALIVE, Database
 from domain.application import CommHub
@@ -61,6 +64,34 @@ def wait_until(advanced: threading.Condition, reached: Callable[[], int], positi
     return True
 
 
+class Reached:
+    """A position that only grows, and the threads waiting for it to reach theirs: each waiter is
+    woken once, when its position is reached (not on every step, as a shared condition would: under
+    load dozens of requests wait for the projections, which advance hundreds of times a second)."""
+
+    def __init__(self) -> None:
+        self.position = 0
+        self._lock = threading.Lock()
+        self._waiting: list[tuple[int, int, threading.Event]] = []  # a heap by position
+        self._order = itertools.count()
+
+    def advance(self, position: int) -> None:
+        with self._lock:
+            if position <= self.position:
+                return
+            self.position = position
+            while self._waiting and self._waiting[0][0] <= position:
+                heapq.heappop(self._waiting)[2].set()
+
+    def wait_for(self, position: int, timeout: float) -> bool:
+        with self._lock:
+            if self.position >= position:
+                return True
+            reached = threading.Event()
+            heapq.heappush(self._waiting, (position, next(self._order), reached))
+        return reached.wait(timeout)  # a waiter that timed out is dropped when its position is reached
+
+
 class Projection(Protocol):
     name: str
 
@@ -74,19 +105,37 @@ class Projection(Protocol):
         """Apply one event (ignoring those it does not care about)."""
 
 
+@dataclass(frozen=True)
+class Batch:
+    """What one ``run_once`` did: events read past ``start``, the lowest position its projections
+    reached, and the floor of every read model (whichever runner keeps them) before and after."""
+
+    start: int
+    events: list[tuple[int, Any]]
+    reached: int
+    floor_before: int
+    floor_after: int
+
+
 class ProjectionRunner:
     def __init__(
         self, app: CommHub, database: Database, projections: Sequence[Projection], *, batch_size: int = 500,
+        batch_interval: float = 0.01,
         on_advance: Callable[[int], None] | None = None,
+        on_applied: Callable[[int, list[tuple[int, Any]]], None] | None = None,
     ) -> None:
         self.app = app
         self.database = database
         self.projections = {p.name: p for p in projections}
         self.batch_size = batch_size
+        self.batch_interval = batch_interval  # batches start at least this far apart while events keep coming
         self.on_advance = on_advance
-        self.position = 0
+        # Called after a batch that moved the floor of every read model from ``start`` over exactly
+        # its events (position, decoded event or None): the live feed pushes them without rereading.
+        self.on_applied = on_applied
+        self.backend_pids: set[int] = set()  # PostgreSQL sessions this runner announced batches from
+        self.reached = Reached()
         self.channel = projected_channel(database)
-        self._advanced = threading.Condition()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -118,26 +167,56 @@ class ProjectionRunner:
     # Processing ----------------------------------------------------------------------------
 
     def run_once(self, names: Iterable[str] | None = None) -> int:
-        """Apply the next batch of events; returns how many events were read (0 when caught up)."""
+        """Apply the next batch of events; returns how many events were read (0 when caught up).
+
+        One transaction per batch: lock the positions, read the events past the lowest, apply them,
+        move the positions. Another runner waits on the locks instead of reading the same batch.
+        """
         chosen = list(names or self.projections)
-        with self.database.connection() as conn:
-            rows = conn.execute(
-                "SELECT name, position FROM commhub_projection_positions WHERE name = ANY(%s)", (chosen,)
-            ).fetchall()
-        start = min((r[1] for r in rows), default=0)
-        notifications = self.app.recorder.select_notifications(start=start + 1, limit=self.batch_size)
-        if not notifications:
-            self._advance(start)
-            return 0
-        events = [(n.id, self._decode(n)) for n in notifications]
         try:
-            reached = self._apply(chosen, start, events, careful=False)
+            batch = self._batch(chosen, careful=False)
         except TRANSIENT:
             raise
         except Exception:  # some event cannot be applied: redo the batch one event at a time
-            reached = self._apply(chosen, start, events, careful=True)
-        self._advance(min(reached.values()) if reached else events[-1][0])
-        return len(events)
+            batch = self._batch(chosen, careful=True)
+        if batch.events and self.on_applied is not None and batch.floor_before == batch.start \
+                and batch.floor_after == batch.events[-1][0]:
+            self.on_applied(batch.start, batch.events)  # every read model now includes these events
+        self._advance(batch.reached)
+        return len(batch.events)
+
+    def _batch(self, chosen: list[str], *, careful: bool) -> Batch:
+        with self.database.connection() as conn, conn.transaction():
+            if len(self.backend_pids) > 100:  # the pool replaced its connections many times over
+                self.backend_pids.clear()
+            self.backend_pids.add(conn.info.backend_pid)
+            # Every row is locked (in name order, as every runner does): the floor of all read
+            # models is then known exactly, before and after this batch.
+            locked = conn.execute(
+                "SELECT name, position FROM commhub_projection_positions ORDER BY name FOR UPDATE").fetchall()
+            positions = {name: position for name, position in locked if name in chosen}
+            floor_before = min((position for _, position in locked), default=0)
+            start = min(positions.values(), default=0)
+            events = [(n.id, self._decode(n)) for n in self._notifications(conn, start)]
+            if not events:
+                return Batch(start, [], start, floor_before, floor_before)
+            reached = self._apply_locked(conn, positions, start, events, careful=careful)
+            last = events[-1][0]
+            floor_after = min([reached.get(name, position) for name, position in locked], default=last)
+            conn.execute("SELECT pg_notify(%s, %s)", (self.channel, str(floor_after)))
+        return Batch(start, events, min(reached.values(), default=last), floor_before, floor_after)
+
+    def _notifications(self, conn: psycopg.Connection[Any], start: int) -> list[Notification]:
+        recorder = self.app.recorder
+        rows = conn.execute(
+            psycopg.sql.SQL(
+                "SELECT notification_id, originator_id, originator_version, topic, state FROM {}.{}"
+                " WHERE notification_id > %s ORDER BY notification_id LIMIT %s"
+            ).format(psycopg.sql.Identifier(recorder.datastore.schema), psycopg.sql.Identifier(recorder.events_table_name)),
+            (start, self.batch_size),
+        ).fetchall()
+        return [Notification(id=r[0], originator_id=r[1], originator_version=r[2], topic=r[3], state=r[4])
+                for r in rows]
 
     def _decode(self, notification: Any) -> Any:
         try:
@@ -149,6 +228,18 @@ class ProjectionRunner:
             return None
 
     def _apply(self, chosen: list[str], start: int, events: list[tuple[int, Any]], *, careful: bool) -> dict[str, int]:
+        """Apply events read earlier (before taking the locks) past each projection's position."""
+        with self.database.connection() as conn, conn.transaction():
+            locked = conn.execute(
+                "SELECT name, position FROM commhub_projection_positions WHERE name = ANY(%s) ORDER BY name FOR UPDATE",
+                (chosen,),
+            ).fetchall()
+            reached = self._apply_locked(conn, dict(locked), start, events, careful=careful)
+            conn.execute("SELECT pg_notify(%s, %s)", (self.channel, str(events[-1][0])))
+        return reached
+
+    def _apply_locked(self, conn: Any, positions: dict[str, int], start: int, events: list[tuple[int, Any]], *,
+                      careful: bool) -> dict[str, int]:
         """Apply events past each projection's locked position; rows and positions commit together.
 
         In careful mode each event runs in a savepoint, and one that fails is recorded in
@@ -156,33 +247,27 @@ class ProjectionRunner:
         """
         reached: dict[str, int] = {}
         last = events[-1][0]
-        with self.database.connection() as conn, conn.transaction():
-            locked = conn.execute(
-                "SELECT name, position FROM commhub_projection_positions WHERE name = ANY(%s) ORDER BY name FOR UPDATE",
-                (chosen,),
-            ).fetchall()
-            for name, position in locked:
-                reached[name] = position
-                if position < start:
-                    continue  # reset by a rebuild since we read the positions: its next batch starts lower
-                projection = self.projections[name]
-                for notification_id, event in events:
-                    if notification_id <= position:
-                        continue
-                    if event is None:
-                        self._record_failure(conn, name, notification_id, "unreadable event")
-                    elif careful:
-                        self._apply_one(conn, projection, event, notification_id)
-                    else:
-                        projection.process(conn, event, notification_id)
-                if last > position:
-                    reached[name] = last
-            advanced = [name for name, position in locked if start <= position < last]
-            conn.execute(
-                "UPDATE commhub_projection_positions SET position = %s, updated_at = now() WHERE name = ANY(%s)",
-                (last, advanced),
-            )
-            conn.execute("SELECT pg_notify(%s, %s)", (self.channel, str(last)))
+        for name, position in positions.items():
+            reached[name] = position
+            if position < start:
+                continue  # reset by a rebuild since the events were read: its next batch starts lower
+            projection = self.projections[name]
+            for notification_id, event in events:
+                if notification_id <= position:
+                    continue
+                if event is None:
+                    self._record_failure(conn, name, notification_id, "unreadable event")
+                elif careful:
+                    self._apply_one(conn, projection, event, notification_id)
+                else:
+                    projection.process(conn, event, notification_id)
+            if last > position:
+                reached[name] = last
+        advanced = [name for name, position in positions.items() if start <= position < last]
+        conn.execute(
+            "UPDATE commhub_projection_positions SET position = %s, updated_at = now() WHERE name = ANY(%s)",
+            (last, advanced),
+        )
         return reached
 
     def _apply_one(self, conn: Any, projection: Projection, event: Any, position: int) -> None:
@@ -240,13 +325,15 @@ class ProjectionRunner:
 
     def wait_for(self, position: int, timeout: float = 5.0) -> bool:
         """Block until every projection has applied ``position`` (read-your-writes for the API)."""
-        return wait_until(self._advanced, lambda: self.position, position, timeout)
+        return self.reached.wait_for(position, timeout)
+
+    @property
+    def position(self) -> int:
+        """The position every projection of this runner has applied."""
+        return self.reached.position
 
     def _advance(self, position: int) -> None:
-        with self._advanced:
-            if position > self.position:
-                self.position = position
-                self._advanced.notify_all()
+        self.reached.advance(position)
         if self.on_advance is not None:
             self.on_advance(position)
 
@@ -258,9 +345,13 @@ class ProjectionRunner:
                     listener.execute(psycopg.sql.SQL("LISTEN {}").format(psycopg.sql.Identifier(self.app.recorder.channel_name)))
                     backoff = 0.2
                     while not self._stopping.is_set():
+                        started = time.monotonic()
                         if self.run_once() < self.batch_size:
                             for _ in listener.notifies(timeout=0.5, stop_after=1):
                                 pass
+                            rest = started + self.batch_interval - time.monotonic()
+                            if rest > 0:  # under load, gather the events of a few commits into one batch
+                                self._stopping.wait(rest)
             except TRANSIENT:
                 log.warning("projection runner lost the database; retrying in %.1fs", backoff)
             except Exception as error:  # the message may quote stored values: log the type only

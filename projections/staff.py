@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from adapters.tokens import NOTIFY_SQL as TOKENS_CHANGED
 from domain.workspace import StaffMember, Workspace
 from projections.base import View, clear
 
@@ -79,6 +80,7 @@ class Staff(View):
 
     def role_changed(self, conn: Any, e: StaffMember.RoleChanged, position: int) -> None:
         conn.execute("UPDATE commhub_staff SET role = %s WHERE staff_id = %s", (e.role, e.originator_id))
+        conn.execute(TOKENS_CHANGED)  # cached token lookups carry the role
 
     def password_changed(self, conn: Any, e: StaffMember.PasswordChanged, position: int) -> None:
         conn.execute("UPDATE commhub_staff SET password_hash = %s WHERE staff_id = %s",
@@ -86,3 +88,4 @@ class Staff(View):
 
     def deactivated(self, conn: Any, e: StaffMember.Deactivated, position: int) -> None:
         conn.execute("UPDATE commhub_staff SET active = false WHERE staff_id = %s", (e.originator_id,))
+        conn.execute(TOKENS_CHANGED)  # and hold only active staff

@@ -59,6 +59,7 @@ def change_role(staff_id: UUID, body: StaffUpdate, principal: Staff, hub: HubDep
     _check_role_change(principal, conn, body.role, staff_id)
     hub.app.change_staff_role(principal.workspace_id, staff_id, body.role, principal.staff_id, now())
     settle(hub)
+    hub.tokens.forget()  # here at once; other processes drop theirs when the projection's NOTIFY arrives
     return plain(queries.get_staff(conn, principal.workspace_id, staff_id))
 
 
