@@ -43,11 +43,17 @@ NOTIFY_SQL = "SELECT pg_notify('commhub_tokens_' || current_schema(), '')"
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: a staff member of one workspace, with one role."""
+    """Who is calling: a staff member of one workspace, with one role, or an API key with scopes."""
 
     staff_id: UUID
     workspace_id: UUID
     role: str
+    api_key_id: UUID | None = None  # an integration's API key: then staff_id is the key id too
+    scopes: frozenset[str] = frozenset()
+
+    @property
+    def via(self) -> str:
+        return "api" if self.api_key_id is None else "api_key"
 
 
 def digest(token: str) -> bytes:

@@ -26,6 +26,8 @@ from api.metrics import Metrics, timed
 from api.routes import (agent_socket, appointments, audit, auth, calendar, contacts, conversations, email,
                         fhir_writeback, minors, privacy, reminder_policies, replay, sandbox, sms_settings, twilio,
                         unsubscribe, widget_admin, widget_socket)
+from api.routes import api_keys as api_key_routes
+from api.routes import webhooks as webhook_routes
 from api.routes import caldav as caldav_routes
 from api.routes import settings as settings_routes
 from api.routes import meta, meta_accounts, social
@@ -193,7 +195,8 @@ def create_app(
 
     for module in (auth, contacts, conversations, settings_routes, sandbox, agent_socket, appointments,
                    reminder_policies, calendar, fhir_writeback, email, unsubscribe, sms_settings, twilio, replay,
-                   minors, privacy, audit, widget_admin, widget_socket, meta, meta_accounts, social):
+                   minors, privacy, audit, widget_admin, widget_socket, meta, meta_accounts, social,
+                   api_key_routes, webhook_routes):
         app.include_router(module.router)
     app.include_router(caldav_routes.router)
 

@@ -61,11 +61,20 @@ ROUTES: dict[tuple[str, str], str] = {
     ("PUT", "/api/v1/canned-responses/{response_id}"): "settings.canned_response_saved",
     ("DELETE", "/api/v1/canned-responses/{response_id}"): "settings.canned_response_deleted",
     ("PUT", "/api/v1/privacy/retention"): "settings.retention_policy_changed",
+    # Integrations: keys and webhook subscriptions (every other call made with a key is audited too)
+    ("POST", "/api/v1/api-keys"): "api_key.issued",
+    ("POST", "/api/v1/api-keys/{key_id}/revoke"): "api_key.revoked",
+    ("POST", "/api/v1/webhooks"): "webhook.subscribed",
+    ("PATCH", "/api/v1/webhooks/{subscription_id}"): "webhook.changed",
+    ("DELETE", "/api/v1/webhooks/{subscription_id}"): "webhook.deleted",
+    ("POST", "/api/v1/webhooks/{subscription_id}/secret"): "webhook.secret_rotated",
     ("PUT", "/api/v1/caldav/connections/{staff_id}"): "settings.calendar_connected",
     ("DELETE", "/api/v1/caldav/connections/{staff_id}"): "settings.calendar_disconnected",
     ("PUT", "/api/v1/caldav/settings"): "settings.calendar_sync_changed",
 }
-TARGETS = ("staff_id", "response_id", "erasure_id", "appointment_id")
+KEY_USE = "api_key.used"
+"""The action of a call made with an API key to a route not listed above (every key use is audited)."""
+TARGETS = ("staff_id", "response_id", "erasure_id", "appointment_id", "key_id", "subscription_id")
 
 
 def _now() -> datetime:
@@ -93,7 +102,7 @@ class AuditMiddleware:
 
         async def holding_send(message: Any) -> None:
             route = scope.get("route")
-            action = ROUTES.get((scope["method"], getattr(route, "path", "")))
+            action = _action(scope["method"], getattr(route, "path", ""), scope.get("state", {}).get("principal"))
             if action is None and not held:
                 await send(message)
                 return
@@ -127,9 +136,9 @@ class AuditMiddleware:
             created = _json(body)
             target = next((_uuid(created[t]) for t in TARGETS if created.get(t)), None)
         audit: AuditLog = hub.privacy.audit
-        audit.record(principal.workspace_id, ROUTES[(scope["method"], route.path)], actor_id=principal.staff_id,
-                     via="api", subject_ids=subjects, target_id=target, route=f"{scope['method']} {route.path}",
-                     count=count, now=_now())
+        audit.record(principal.workspace_id, _action(scope["method"], route.path, principal) or KEY_USE,
+                     actor_id=principal.staff_id, via=principal.via, subject_ids=subjects, target_id=target,
+                     route=f"{scope['method']} {route.path}", count=count, now=_now())
 
     @staticmethod
     def _subjects(database: Database, params: dict[str, Any], body: bytes) -> tuple[list[UUID], int | None]:
@@ -147,6 +156,13 @@ class AuditMiddleware:
             return [s for s in found if s is not None], len(items)
         contact = _uuid(data.get("contact_id")) if data.get("contact_id") else None
         return ([contact] if contact else []), None
+
+
+def _action(method: str, path: str, principal: Any) -> str | None:
+    action = ROUTES.get((method, path))
+    if action is None and getattr(principal, "api_key_id", None) is not None:
+        return KEY_USE
+    return action
 
 
 def _json(body: bytes) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from adapters.reminder_worker import ReminderWorker
 from adapters.sealing import SealingMapper
 from adapters.tokens import TokenStore
 from adapters.webchat import WebchatChannel
+from adapters.webhook_delivery import WebhookWorker
 from adapters.widget_visitors import SCHEMA_SQL as WIDGET_SQL
 from adapters.widget_visitors import VisitorStore
 from api.email_setup import wire_email
@@ -33,6 +34,7 @@ from api.twilio_setup import twilio_channel
 from api.settings import Settings
 from domain.application import CommHub
 from domain.identifiers import Channel
+from projections.api_keys import ApiKeys, ApiKeyStore
 from projections.appointments import Appointments
 from projections.caldav_pushes import CaldavPushes
 from projections.consents import Consents
@@ -46,6 +48,7 @@ from projections.reminders import Reminders
 from projections.runner import ProjectionRunner
 from projections.staff import Staff
 from projections.timeline import Timeline
+from projections.webhooks import Webhooks
 from projections.widget_visitors import WidgetVisitors
 
 log = logging.getLogger(__name__)
@@ -67,6 +70,8 @@ class Hub:
     reminders: ReminderWorker | None = None
     privacy: Privacy | None = None
     writeback: FhirWriteBackWorker | None = None
+    webhooks: WebhookWorker | None = None
+    api_keys: ApiKeyStore | None = None
     caldav: CaldavWorker | None = None
     extras: dict[str, Any] = field(default_factory=dict)
     running: bool = False
@@ -91,6 +96,8 @@ class Hub:
             self.privacy.worker.start()
         if self.writeback is not None:
             self.writeback.start()
+        if self.webhooks is not None:
+            self.webhooks.start()
         if self.caldav is not None:
             self.caldav.start()
         self.running = True
@@ -104,6 +111,8 @@ class Hub:
                 self.privacy.worker.stop()
             if self.writeback is not None:
                 self.writeback.stop()
+            if self.webhooks is not None:
+                self.webhooks.stop()
             if self.caldav is not None:
                 self.caldav.stop()
             self.outbox.stop()
@@ -167,7 +176,7 @@ def bootstrap(settings: Settings, *, database: Database | None = None) -> Hub:
     meta = wire_meta(settings, app, handles)
     views = [Staff(), Directory(), Consents(), Inbox(), Messages(), Timeline(), Outbox(),
              Handles(handles.digest, HANDLES_SQL), Appointments(), Reminders(), email.view, *privacy_views(),
-             WidgetVisitors(WIDGET_SQL), FhirWriteBacks(), CaldavPushes(), meta.view]
+             WidgetVisitors(WIDGET_SQL), FhirWriteBacks(), CaldavPushes(), meta.view, ApiKeys(), Webhooks()]
     runner = ProjectionRunner(app, database, views)
     runner.setup()
     tokens.setup()
@@ -178,6 +187,10 @@ def bootstrap(settings: Settings, *, database: Database | None = None) -> Hub:
     integrations = FhirIntegrations(vault)
     integrations.setup()
     writeback = FhirWriteBackWorker(app, database, integrations, poll_seconds=settings.reminder_poll_seconds)
+    webhooks = WebhookWorker(app, database, vault, allow_private=settings.webhook_allow_private,
+                             timeout=settings.webhook_timeout, max_attempts=settings.webhook_max_attempts,
+                             base_delay=settings.webhook_base_delay, max_delay=settings.webhook_max_delay,
+                             poll_seconds=settings.reminder_poll_seconds)
     calendars = CaldavStore(vault)
     calendars.setup()
     caldav = CaldavWorker(app, database, calendars, max_attempts=settings.caldav.max_attempts,
@@ -188,6 +201,7 @@ def bootstrap(settings: Settings, *, database: Database | None = None) -> Hub:
         outbox.wake(position)
         reminders.wake(position)
         writeback.wake(position)
+        webhooks.wake(position)
         caldav.wake(position)
 
     runner.on_advance = advanced
@@ -200,4 +214,4 @@ def bootstrap(settings: Settings, *, database: Database | None = None) -> Hub:
                extras={"calendar_feeds": feeds, "email": email, "visitors": VisitorStore(vault),
                        "fhir_integrations": integrations, "caldav": calendars, "meta": meta},
                privacy=privacy, writeback=writeback,
-               caldav=caldav)
+               caldav=caldav, webhooks=webhooks, api_keys=ApiKeyStore(database))

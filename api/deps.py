@@ -10,8 +10,10 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
 from adapters.tokens import Principal
+from api.api_key_scopes import scope_for
 from api.bootstrap import Hub
 from domain.application import last_position
+from projections.api_keys import KEY_PREFIX
 
 bearer = HTTPBearer(auto_error=False)
 
@@ -41,7 +43,13 @@ async def current_principal(
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise HTTPException(401, "Authentication required", headers={"WWW-Authenticate": "Bearer"})
     at = now()
-    principal = hub.tokens.cached(credentials.credentials, at)  # no I/O: stays on the event loop
+    principal = None
+    if hub.api_keys is not None and credentials.credentials.startswith(KEY_PREFIX):
+        principal = await run_in_threadpool(hub.api_keys.resolve, credentials.credentials, at)  # never cached:
+        if principal is not None:  # a revocation holds from the next request on, in every process
+            check_scope(request, principal)
+    if principal is None:  # a session token (which may, very rarely, begin like a key)
+        principal = hub.tokens.cached(credentials.credentials, at)  # no I/O: stays on the event loop
     if principal is None:
         principal = await run_in_threadpool(hub.tokens.resolve, credentials.credentials, at)
     if principal is None:
@@ -50,8 +58,20 @@ async def current_principal(
     return principal
 
 
+def check_scope(request: Request, principal: Principal) -> None:
+    """An API key reaches only the routes its scopes name (api/api_key_scopes.py), never others."""
+    route = request.scope.get("route")
+    needed = scope_for(request.method, getattr(route, "path", ""))
+    if needed is None:
+        raise HTTPException(403, "API keys may not use this route")
+    if needed not in principal.scopes:
+        raise HTTPException(403, f"This API key lacks the {needed} scope")
+
+
 def require(permission: str) -> Callable[..., Principal]:
     async def check(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+        if principal.api_key_id is not None:
+            return principal  # its scopes were checked against this route when it was resolved
         if permission not in PERMISSIONS.get(principal.role, frozenset()):
             raise HTTPException(403, f"Your role may not use {permission}")
         return principal

@@ -59,6 +59,11 @@ class Settings:
     widget_ip_connections_per_minute: float = 30.0
     widget_max_message_chars: int = 2000
     widget_identity_max_seconds: float = 86400.0
+    webhook_allow_private: bool = False
+    webhook_timeout: float = 10.0
+    webhook_max_attempts: int = 8
+    webhook_base_delay: float = 5.0
+    webhook_max_delay: float = 3600.0
     caldav: CaldavSettings = field(default_factory=CaldavSettings)
     meta: MetaSettings = field(default_factory=MetaSettings)
 
@@ -123,6 +128,11 @@ class Settings:
             widget_ip_connections_per_minute=_number(env, "COMMHUB_WIDGET_IP_CONNECTIONS_PER_MINUTE", 30.0),
             widget_max_message_chars=int(_number(env, "COMMHUB_WIDGET_MAX_MESSAGE_CHARS", 2000)),
             widget_identity_max_seconds=_number(env, "COMMHUB_WIDGET_IDENTITY_MAX_SECONDS", 86400.0),
+            webhook_allow_private=_choice(env, "COMMHUB_WEBHOOK_ALLOW_PRIVATE", ("on", "off"), "off") == "on",
+            webhook_timeout=_number(env, "COMMHUB_WEBHOOK_TIMEOUT", 10.0) or 10.0,
+            webhook_max_attempts=max(1, int(_number(env, "COMMHUB_WEBHOOK_MAX_ATTEMPTS", 8))),
+            webhook_base_delay=_number(env, "COMMHUB_WEBHOOK_BASE_DELAY", 5.0),
+            webhook_max_delay=_number(env, "COMMHUB_WEBHOOK_MAX_DELAY", 3600.0),
             caldav=CaldavSettings.from_env(env),
             meta=MetaSettings.from_env(env),
         )

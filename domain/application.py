@@ -28,6 +28,7 @@ from domain.errors import (
     WorkspaceSlugTakenError,
 )
 from domain.identifiers import Channel, Purpose
+from domain.integrations import IntegrationCommands
 from domain.minors import MinorsCommands, check_date_of_birth
 from domain.ports import ContactHandles, KeyShredder
 from domain.privacy import PrivacyCommands
@@ -64,7 +65,7 @@ class Owners:
 
 
 class CommHub(WidgetCommands, MinorsCommands, AppointmentCommands, EmailCommands, SmsCommands, VoiceCommands,
-             PrivacyCommands, SocialCommands, Application):
+             PrivacyCommands, SocialCommands, IntegrationCommands, Application):
     """All aggregates live in one application, so one notification log orders every event."""
 
     name = "commhub"

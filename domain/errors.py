@@ -247,3 +247,23 @@ class WidgetIdentityExpiredError(DomainError):
     """The visitor identity has expired."""
 
     status = 403
+
+
+class ApiKeyNotFoundError(NotFoundError):
+    """No such API key in this workspace."""
+
+
+class ApiKeyScopeInvalidError(DomainError):
+    """An API key needs a name and one or more known scopes."""
+
+
+class WebhookNotFoundError(NotFoundError):
+    """No such webhook subscription in this workspace."""
+
+
+class WebhookUrlInvalidError(DomainError):
+    """A webhook URL must be an absolute http(s) URL."""
+
+
+class WebhookEventTypeInvalidError(DomainError):
+    """A webhook subscription needs one or more known event types."""

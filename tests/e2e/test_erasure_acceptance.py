@@ -343,6 +343,9 @@ def test_an_erased_person_is_in_no_dump_log_or_file_and_everyone_else_is_intact(
     compliance_password = "a long compliance password"
     officer = owner.ok("POST", "/api/v1/staff", {"name": "Cora Compliance", "email": f"{unique('cora')}@clinic.example",
                                                  "role": "compliance", "password": compliance_password})
+    owner.ok("POST", "/api/v1/webhooks", {"url": "https://hooks.clinic.invalid/in", "event_types": [  # queues rows
+        "message.received", "message.sent", "contact.created", "appointment.booked", "appointment.rescheduled",
+        "appointment.cancelled", "consent.changed", "subject.erased"]})
     erased, kept = Person.new("Erin"), Person.new("Kiran")
     for person in (erased, kept):
         talk_to(clinic, person)

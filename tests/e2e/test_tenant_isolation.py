@@ -70,16 +70,22 @@ def tenants(server, tmp_path_factory) -> Iterator[tuple[Api, Api, WorkspaceA]]:
     canned = a.ok("POST", "/api/v1/canned-responses", {"title": canned_title, "body": canned_body})
     staff = a.ok("POST", "/api/v1/staff", {"name": staff_name, "email": staff_email, "role": "agent",
                                            "password": "a long enough password"})
+    key = a.ok("POST", "/api/v1/api-keys", {"name": unique("A key"), "scopes": ["contacts:read"]})
+    hook = a.ok("POST", "/api/v1/webhooks", {"url": f"https://{unique('a-hooks')}.invalid/in",
+                                             "event_types": ["contact.created"]})
     assert inbound["contact_id"] == contact["contact_id"]
     appointment = a.ok("POST", "/api/v1/appointments", {
         "contact_id": contact["contact_id"], "service": "A service", "starts_at": "2031-01-02T10:00:00+00:00",
         "ends_at": "2031-01-02T10:30:00+00:00", "staff_id": a.me["staff_id"]})
-    ids = {"appointment_id": appointment["appointment_id"], "contact_id": contact["contact_id"], "conversation_id": inbound["conversation_id"],
+    ids = {"key_id": key["key_id"], "subscription_id": hook["subscription_id"],
+           "appointment_id": appointment["appointment_id"], "contact_id": contact["contact_id"],
+           "conversation_id": inbound["conversation_id"],
            "message_id": inbound["message_id"], "response_id": canned["response_id"], "staff_id": staff["staff_id"],
            "duplicate_id": second["contact_id"], "assignee_id": staff["staff_id"], "owner_id": a.me["staff_id"],
            "workspace_id": a.me["workspace_id"]}
     secrets = [phone, phone[3:], email, name, second_name, note, body, reply, canned_title, canned_body, staff_name,
-               staff_email, demo_credentials(server)["email"], "Demo Clinic", "Ada Lovelace", "a-tag"]
+               staff_email, demo_credentials(server)["email"], "Demo Clinic", "Ada Lovelace", "a-tag",
+               key["secret"], hook["secret"], hook["url"]]
     yield a, b, WorkspaceA(ids, secrets)
     a.close()
     b.close()
@@ -95,6 +101,8 @@ def snapshot(a: Api, ids: dict[str, str]) -> dict[str, Any]:
         "messages": [(m["message_id"], m["kind"], m["body"]) for m in a.messages(ids["conversation_id"])],
         "canned": a.ok("GET", "/api/v1/canned-responses")["items"],
         "staff": a.ok("GET", "/api/v1/staff")["items"],
+        "keys": [(k["key_id"], k["revoked_at"]) for k in a.ok("GET", "/api/v1/api-keys")["items"]],
+        "webhooks": a.ok("GET", "/api/v1/webhooks")["items"],
     }
 
 
