@@ -154,7 +154,10 @@ def test_a_reconnecting_visitor_gets_what_was_missed_once_and_a_resent_message_i
         await visitor.open()
         two = await visitor.say("sent twice over a flaky line", resent)
         assert one["message_id"] == two["message_id"]
-        bodies = [m["body"] for m in owner.messages(conversation_id)]
+        # The inbox is a read model, current a moment after the widget's acknowledgement (it raced this
+        # read under load): wait for the message. The full thread below shows no duplicate was stored.
+        bodies = wait_for(lambda: (b := [m["body"] for m in owner.messages(conversation_id)])
+                          and "sent twice over a flaky line" in b and b, what="the resent message in the inbox")
         assert bodies.count("sent twice over a flaky line") == 1
 
         fresh = Visitor(server, widget["public_key"])
