@@ -19,10 +19,12 @@ import time
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import httpx
+
+from tests.loopback_http import LoopbackHttp
 
 SEND = re.compile(r"^/v[0-9.]+/(?P<account>[0-9]+)/messages$")
 VERSION = "v21.0"
@@ -49,7 +51,7 @@ class Sent:
 
 
 @dataclass
-class FakeMeta:
+class FakeMeta(LoopbackHttp):
     app_secret: str = field(default_factory=lambda: uuid.uuid4().hex)
     verify_token: str = field(default_factory=lambda: uuid.uuid4().hex)
     webhook_url: str | None = None  # set: every accepted send is reported "delivered" to commhub here
@@ -60,30 +62,7 @@ class FakeMeta:
         self.platforms: dict[str, str] = {}
         self.plan: deque[str] = deque()
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
         self.port = 0
-
-    def start(self) -> FakeMeta:
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
-                fake._handle(self)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self._server.daemon_threads = True
-        self.port = self._server.server_address[1]
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
 
     @property
     def graph_url(self) -> str:

@@ -21,11 +21,13 @@ import time
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 import httpx
+
+from tests.loopback_http import LoopbackHttp
 
 MESSAGES = re.compile(r"^/2010-04-01/Accounts/(?P<sid>AC[0-9a-f]{32})/Messages\.json$")
 
@@ -49,7 +51,7 @@ class Received:
 
 
 @dataclass
-class FakeTwilio:
+class FakeTwilio(LoopbackHttp):
     account_sid: str = field(default_factory=lambda: "AC" + uuid.uuid4().hex)
     auth_token: str = field(default_factory=lambda: uuid.uuid4().hex)
     callbacks: tuple[str, ...] = ("sent", "delivered")
@@ -61,35 +63,11 @@ class FakeTwilio:
         self.plan: deque[str] = deque()
         self.callback_answers: list[int] = []
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
         self.proxy: tuple[str, str] | None = None  # (public base URL, where it really is): a reverse proxy
         self.outage: str | None = None  # while set, the answer to every authorised request ("500", "hang")
         self.port = 0
 
     # Lifecycle ------------------------------------------------------------------------------
-
-    def start(self) -> FakeTwilio:
-        """Listen (again, on the same port after a ``stop``)."""
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
-                fake._handle(self)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self._server.daemon_threads = True
-        self.port = self._server.server_address[1]
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
 
     @property
     def url(self) -> str:
