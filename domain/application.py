@@ -361,17 +361,24 @@ class CommHub(WidgetCommands, MinorsCommands, AppointmentCommands, EmailCommands
         def attempt() -> tuple[UUID, SendDecision]:
             conversation = self.get_conversation(workspace_id, conversation_id)
             contact = self.get_contact(workspace_id, conversation.contact_id)
-            decision = self.channel_decision(contact, conversation.channel, purpose, now)  # consent, quiet hours
-            decision = self.social_window(conversation, decision, now)  # Meta's 24-hour window
-            if decision.allowed:
-                conversation.send(message_id, body, author_id, purpose, now)
-            else:
-                conversation.refuse(message_id, body if not contact.erased else "", author_id, purpose,
-                                    str(decision.reason), now)
+            decision = self._send_or_refuse(conversation, contact, message_id, body, purpose, now, author_id)
             self.save(conversation)
             return message_id, decision
 
         return self._retrying(attempt)
+
+    def _send_or_refuse(self, conversation: Conversation, contact: Contact, message_id: UUID, body: str,
+                        purpose: str, now: datetime, author_id: UUID | None = None) -> SendDecision:
+        """Every free-text send: consent and quiet hours, then Meta's 24-hour window; queued, or
+        recorded as refused with the reason (the conversation is saved by the caller)."""
+        decision = self.channel_decision(contact, conversation.channel, purpose, now)
+        decision = self.social_window(conversation, decision, now)
+        if decision.allowed:
+            conversation.send(message_id, body, author_id, purpose, now)
+        else:
+            conversation.refuse(message_id, "" if contact.erased else body, author_id, purpose,
+                                str(decision.reason), now)
+        return decision
 
     def record_delivery(
         self, workspace_id: UUID, conversation_id: UUID, message_id: UUID, status: str, error_code: str | None,

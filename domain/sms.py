@@ -111,6 +111,7 @@ class SmsCommands:
     get_workspace: Any
     get_conversation: Any
     consent_subject_of: Any
+    _send_or_refuse: Any
 
     if TYPE_CHECKING:
         @staticmethod
@@ -214,15 +215,6 @@ class SmsCommands:
         if channel != SMS or purpose == COMPLIANCE:
             return None
         return self.quiet_hours_end(self.get_contact(workspace_id, contact_id), now)
-
-    def _send_or_refuse(self, conversation: Conversation, contact: Contact, message_id: UUID, body: str,
-                        purpose: str, now: datetime) -> SendDecision:
-        decision = self.channel_decision(contact, conversation.channel, purpose, now)
-        if decision.allowed:
-            conversation.send(message_id, body, None, purpose, now)
-        else:
-            conversation.refuse(message_id, "" if contact.erased else body, None, purpose, str(decision.reason), now)
-        return decision
 
     # Inbound ---------------------------------------------------------------------------------
 
