@@ -8,13 +8,16 @@ last hash of each chain, so cutting entries off the end is detected too.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import threading
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Iterable
 from uuid import UUID
 
+import anyio
 from eventsourcing.persistence import IntegrityError
 
 from adapters.codec import MsgspecTranscoder
@@ -51,20 +54,27 @@ class ChainReport:
         return not self.problems
 
 
+def _fields(
+    workspace_id: UUID, action: str, now: datetime, actor_id: UUID | None, via: str, subject_ids: Iterable[UUID],
+    target_id: UUID | None, route: str | None, count: int | None, outcome: str,
+) -> dict[str, Any]:
+    return dict(timestamp=now, workspace_id=workspace_id, action=action, actor_id=actor_id, via=via,
+                subject_ids=list(dict.fromkeys(subject_ids)), target_id=target_id, route=route, count=count,
+                outcome=outcome)
+
+
 @dataclass
 class _Pending:
     """One entry waiting to be appended, and what became of it."""
 
     fields: dict[str, Any]
-    entry: AuditEntry | None = None
-    error: BaseException | None = None
-    done: bool = False
+    outcome: Future[AuditEntry] = field(default_factory=Future)
 
 
 @dataclass
 class _Chain:
-    lock: threading.Lock = field(default_factory=threading.Lock)
     queue: list[_Pending] = field(default_factory=list)
+    flushing: bool = False  # someone is appending this chain's queue
 
 
 class AuditLog:
@@ -72,9 +82,10 @@ class AuditLog:
         self.app = app
         self.database = database
         self.transcoder = MsgspecTranscoder()
-        # Appends to one chain are serialised in this process, and grouped: whoever holds a chain's
-        # lock appends every entry queued for it meanwhile in one transaction (group commit), so
-        # concurrent requests neither collide on the version nor pay a commit each. Another process
+        # Appends to one chain are serialised in this process, and grouped: whoever finds a chain
+        # idle appends every entry queued for it meanwhile in one transaction, and again until the
+        # queue is empty (group commit), so concurrent requests neither collide on the version nor
+        # pay a commit each, and the others wait without holding a thread. Another process
         # appending meanwhile shows up as a version conflict: reread and retry. (The last entry is
         # always read from the store, never cached, so a restored database cannot leave a gap.)
         self._guard = threading.Lock()
@@ -90,30 +101,55 @@ class AuditLog:
         count: int | None = None, outcome: str = "ok",
     ) -> AuditEntry:
         """Append one entry (with any others queued for the same chain meanwhile); returns when it is stored."""
-        pending = _Pending(dict(
-            timestamp=now, workspace_id=workspace_id, action=action, actor_id=actor_id, via=via,
-            subject_ids=list(dict.fromkeys(subject_ids)), target_id=target_id, route=route, count=count,
-            outcome=outcome,
-        ))
+        pending, lead = self._submit(workspace_id, _fields(
+            workspace_id, action, now, actor_id, via, subject_ids, target_id, route, count, outcome))
+        if lead:
+            self._flush(workspace_id)
+        return pending.outcome.result()
+
+    async def record_async(
+        self, workspace_id: UUID, action: str, *, now: datetime, actor_id: UUID | None = None, via: str = "api",
+        subject_ids: Iterable[UUID] = (), target_id: UUID | None = None, route: str | None = None,
+        count: int | None = None, outcome: str = "ok",
+    ) -> AuditEntry:
+        """``record`` for the event loop: only the caller that finds the chain idle takes a worker
+        thread (to append everyone's entries); the others wait for theirs without one."""
+        pending, lead = self._submit(workspace_id, _fields(
+            workspace_id, action, now, actor_id, via, subject_ids, target_id, route, count, outcome))
+        if lead:
+            await anyio.to_thread.run_sync(self._flush, workspace_id)
+        return await asyncio.wrap_future(pending.outcome)
+
+    def _submit(self, workspace_id: UUID, fields: dict[str, Any]) -> tuple[_Pending, bool]:
+        """Queue an entry; True when the caller must append the queue (nobody else is)."""
+        pending = _Pending(fields)
         with self._guard:
             chain = self._chains.setdefault(workspace_id, _Chain())
             chain.queue.append(pending)
-        with chain.lock:
-            if not pending.done:
-                with self._guard:
-                    batch, chain.queue = chain.queue, []
-                try:
-                    entries = self._append(workspace_id, [p.fields for p in batch])
-                except BaseException as error:
-                    for item in batch:
-                        item.error, item.done = error, True
-                else:
-                    for item, entry in zip(batch, entries):
-                        item.entry, item.done = entry, True
-        if pending.error is not None:
-            raise pending.error
-        assert pending.entry is not None
-        return pending.entry
+            lead, chain.flushing = not chain.flushing, True
+        return pending, lead
+
+    def _flush(self, workspace_id: UUID) -> None:
+        """Append the chain's queue, batch after batch, until nothing is left."""
+        chain = self._chains[workspace_id]
+        while True:
+            with self._guard:
+                batch, chain.queue = chain.queue, []
+                if not batch:
+                    chain.flushing = False
+                    return
+            try:
+                entries = self._append(workspace_id, [p.fields for p in batch])
+            except BaseException as error:
+                for item in batch:
+                    item.outcome.set_exception(error)
+                if not isinstance(error, Exception):
+                    with self._guard:
+                        chain.flushing = False  # whoever queues next appends the rest
+                    raise
+            else:
+                for item, entry in zip(batch, entries):
+                    item.outcome.set_result(entry)
 
     def _append(self, workspace_id: UUID, batch: list[dict[str, Any]]) -> list[AuditEntry]:
         """Chain the entries onto the stored last one and save them in one transaction."""

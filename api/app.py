@@ -21,6 +21,7 @@ from api import logs, problems
 from api.bootstrap import Hub, bootstrap
 from api.live import LiveFeed
 from api.audit_trail import AuditMiddleware
+from api.read_your_writes import ReadYourWrites
 from api.email_setup import start_listener
 from api.metrics import Metrics, timed
 from api.routes import (agent_socket, appointments, audit, auth, calendar, contacts, conversations, email,
@@ -165,7 +166,7 @@ def create_app(
         listener = start_listener(hub.settings, hub.extras["email"])
         app.state.live = LiveFeed(hub.app, hub.database, hub.projections if hub.running else None).start(
             asyncio.get_running_loop())
-        hub.follower = app.state.live.wait_for
+        hub.follower = app.state.live.reached
         app.state.widget = widget = WidgetGateway(hub, app.state.live)
         metrics.watch(hub, lambda: {"agent": app.state.live.connections - widget.subscriptions,
                                     "widget": widget.connections})
@@ -190,6 +191,7 @@ def create_app(
 
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES, exempt=(email.INBOUND_PATH,))
     app.add_middleware(AuditMiddleware)
+    app.add_middleware(ReadYourWrites)  # outside the audit: awaits the projections as the answer starts
     app.add_middleware(SecurityHeaders)
     app.add_middleware(RequestContext, metrics=metrics)  # outermost: times and tags everything inside
 

@@ -114,7 +114,7 @@ class AuditMiddleware:
         status = held[0].get("status", 500)
         if status < 400:
             try:
-                await anyio.to_thread.run_sync(self._record, scope, held)
+                await self._record(scope, held)
             except Exception as error:
                 log.error("audit entry could not be stored (%s); answer withheld", type(error).__name__)
                 response = problems.problem(503, "Service unavailable", "the audit log cannot be written; try again")
@@ -122,7 +122,7 @@ class AuditMiddleware:
         for message in held:
             await send(message)
 
-    def _record(self, scope: Any, held: list[Any]) -> None:
+    async def _record(self, scope: Any, held: list[Any]) -> None:
         principal = scope.get("state", {}).get("principal")
         if principal is None:
             return  # the route refused the caller before reading anything
@@ -130,15 +130,18 @@ class AuditMiddleware:
         route = scope["route"]
         params = scope.get("path_params", {})
         body = b"".join(m.get("body", b"") for m in held if m["type"] == "http.response.body")
-        subjects, count = self._subjects(hub.database, params, body)
+        if "contact_id" not in params and "conversation_id" in params:  # its contact is looked up
+            subjects, count = await anyio.to_thread.run_sync(self._subjects, hub.database, params, body)
+        else:
+            subjects, count = self._subjects(hub.database, params, body)  # no I/O: stays on the event loop
         target = next((_uuid(params[t]) for t in TARGETS if t in params), None)
         if target is None and scope["method"] == "POST":  # what a create route made
             created = _json(body)
             target = next((_uuid(created[t]) for t in TARGETS if created.get(t)), None)
         audit: AuditLog = hub.privacy.audit
-        audit.record(principal.workspace_id, _action(scope["method"], route.path, principal) or KEY_USE,
-                     actor_id=principal.staff_id, via=principal.via, subject_ids=subjects, target_id=target,
-                     route=f"{scope['method']} {route.path}", count=count, now=_now())
+        await audit.record_async(principal.workspace_id, _action(scope["method"], route.path, principal) or KEY_USE,
+                                 actor_id=principal.staff_id, via=principal.via, subject_ids=subjects,
+                                 target_id=target, route=f"{scope['method']} {route.path}", count=count, now=_now())
 
     @staticmethod
     def _subjects(database: Database, params: dict[str, Any], body: bytes) -> tuple[list[UUID], int | None]:

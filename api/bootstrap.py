@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from adapters.calendar_feeds import CalendarFeeds
 from adapters.caldav_store import CaldavStore
@@ -45,7 +45,7 @@ from projections.inbox import Inbox
 from projections.messages import Messages
 from projections.outbox import Outbox
 from projections.reminders import Reminders
-from projections.runner import ProjectionRunner
+from projections.runner import ProjectionRunner, Reached
 from projections.staff import Staff
 from projections.timeline import Timeline
 from projections.webhooks import Webhooks
@@ -75,16 +75,24 @@ class Hub:
     caldav: CaldavWorker | None = None
     extras: dict[str, Any] = field(default_factory=dict)
     running: bool = False
-    follower: Callable[[int, float], bool] | None = None  # waits for another process's projections
+    follower: Reached | None = None  # another process's projections, as this process's live feed sees them
+
+    def _reached(self) -> Reached | None:
+        """Where every read model's position is known: this process's runner, or the live feed."""
+        if self.running:
+            return self.projections.reached
+        return self.follower
 
     def wait_for(self, position: int, timeout: float) -> bool:
         """Block until every read model includes ``position`` (read-your-writes), whether the
         projections run here or in a separate ``commhub worker``."""
-        if self.running:
-            return self.projections.wait_for(position, timeout)
-        if self.follower is not None:
-            return self.follower(position, timeout)
-        return False
+        reached = self._reached()
+        return reached is not None and reached.wait_for(position, timeout)
+
+    async def settled(self, position: int, timeout: float) -> bool:
+        """``wait_for`` on the event loop, without holding a worker thread."""
+        reached = self._reached()
+        return reached is not None and await reached.reached(position, timeout)
 
     def start_workers(self) -> Hub:
         """Run projections and the outbox in this process (the default for ``commhub serve``)."""

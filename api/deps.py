@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from adapters.tokens import Principal
 from api.api_key_scopes import scope_for
 from api.bootstrap import Hub
+from api.read_your_writes import settle_before_answer
 from domain.application import last_position
 from projections.api_keys import KEY_PREFIX
 
@@ -99,3 +100,10 @@ def settle(hub: Hub, timeout: float = 5.0) -> None:
     position = last_position.get()
     if position:
         hub.wait_for(position, timeout)
+
+
+def settle_answer(hub: Hub) -> None:
+    """Read-your-writes for a route whose answer does not read the projections: the answer waits
+    for them on the event loop (api/read_your_writes.py), and this worker thread is free at once."""
+    if not settle_before_answer():
+        settle(hub)

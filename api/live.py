@@ -25,7 +25,7 @@ from domain.appointment import Appointment
 from domain.contact import Contact
 from domain.conversation import Conversation
 from api.present import plain
-from projections.runner import ProjectionRunner, projected_channel, projected_floor, wait_until
+from projections.runner import ProjectionRunner, Reached, projected_channel, projected_floor
 from projections.timeline import KINDS
 
 log = logging.getLogger(__name__)
@@ -97,11 +97,13 @@ class LiveFeed:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self.connected = threading.Event()
-        self._advanced = threading.Condition()  # its lock also orders the two ways updates are published
+        self._publishing = threading.Lock()  # orders the two ways updates are published
+        self.reached = Reached()  # what ``position`` has reached, for those waiting on it
 
     def start(self, loop: asyncio.AbstractEventLoop) -> LiveFeed:
         self._loop = loop
         self.position = self.floor()
+        self.reached.advance(self.position)
         if self.runner is not None:
             self.runner.on_applied = self.take
         self._thread = threading.Thread(target=self._run, name="commhub-live-feed", daemon=True)
@@ -117,7 +119,7 @@ class LiveFeed:
 
     def wait_for(self, position: int, timeout: float) -> bool:
         """Block until the read models (built by whichever process) include ``position``."""
-        return wait_until(self._advanced, lambda: self.position, position, timeout)
+        return self.reached.wait_for(position, timeout)
 
     def subscribe(self, workspace_id: UUID) -> asyncio.Queue[dict[str, Any]]:
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
@@ -176,7 +178,7 @@ class LiveFeed:
     def _publish(self, notifications: list[Any]) -> None:
         """Publish stored events read from the log (all of them up to the floor, in order)."""
         assert self._loop is not None
-        with self._advanced:
+        with self._publishing:
             for notification in notifications:
                 if notification.id <= self.position:
                     continue  # handed over by the runner meanwhile
@@ -185,13 +187,13 @@ class LiveFeed:
                 if workspace_id is not None and keys:
                     self._send(keys, self.app.mapper.to_domain_event(notification), notification.id)
                 self.position = notification.id
-            self._advanced.notify_all()
+            self.reached.advance(self.position)
 
     def take(self, start: int, events: list[tuple[int, Any]]) -> None:
         """Publish a batch this process's runner has just committed: every read model now includes
         ``events`` (position, decoded event or None), which are all the events after ``start``."""
         assert self._loop is not None
-        with self._advanced:
+        with self._publishing:
             if not start <= self.position < events[-1][0]:
                 return  # not the next batch for this feed: it reads the log instead
             for position, event in events:
@@ -203,7 +205,7 @@ class LiveFeed:
                     if keys:
                         self._send(keys, event, position)
                 self.position = position
-            self._advanced.notify_all()
+            self.reached.advance(self.position)
 
     def _send(self, keys: list[UUID], event: Any, position: int) -> None:
         assert self._loop is not None

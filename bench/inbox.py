@@ -44,8 +44,10 @@ a websocket client connects to ``/ws/agent`` and waits for ``ready``. Then ``--r
 for ``--duration`` s are posted to ``/api/v1/sandbox/inbound`` by ``--workers`` concurrent httpx
 clients (open loop: message i is due at start + i/rate; nothing more is sent 1.25 x duration + 2 s
 after the start, so an overloaded server cannot stretch the run), each message with a unique
-body and ``provider_message_id``, from ``--senders`` UK mobile numbers (one per 6 messages: the
-first message of each also creates a contact, its data key and a conversation). For each
+body and ``provider_message_id``, from ``--senders`` UK mobile numbers (one new sender per 6
+messages, joining evenly through the run; the messages between come from senders who joined a
+little earlier, so each writes a few messages within a second; the first message of each sender
+also creates a contact, its data key and a conversation). For each
 message: POST sent → the websocket's ``conversation.message_received`` update with that body.
 Lost = accepted (201) but not seen within ``--drain`` s of the last answer; duplicates = seen
 more than once; "not sent" = never posted because the rate could not be held. When the rate is
@@ -622,6 +624,18 @@ def sender_number(block: int, index: int) -> str:
     return f"+447911{block}{index:05d}"
 
 
+def sender_of(index: int, count: int, senders: int) -> int:
+    """Which sender sends message ``index`` of ``count``. New senders join evenly through the run (one
+    in every count/senders messages); each writes again 5, 10, ... joins later (every 150 ms at 200/s),
+    so a sender writes a few messages over under a second, never two at the same instant. Before
+    anyone joined that long ago, the message comes from a newcomer (number ``senders`` + index)."""
+    every = max(1, round(count / senders))
+    block, step = divmod(index, every)
+    if step == 0:
+        return block
+    return block - 5 * step if block >= 5 * step else (senders + index) % 100_000
+
+
 async def open_loop(rate: float, count: int, workers: int, send: Callable[[int, float, int], Any],
                     give_up: float = float("inf")) -> float:
     """Calls ``send(i, due, worker)`` for i < count, message i due at start + i/rate, from ``workers`` tasks
@@ -835,7 +849,7 @@ async def inbound_run(
     async def send(index: int, due: float, worker: int) -> None:
         item = result.sent[index]
         item.due = due
-        payload = {"from": sender_number(block, index % senders), "body": item.token,
+        payload = {"from": sender_number(block, sender_of(index, count, senders)), "body": item.token,
                    "provider_message_id": f"bench-{run}-{index}"}
         item.sent_wall, item.sent = time.time(), time.perf_counter()
         try:
@@ -1196,6 +1210,14 @@ def describe_run(run: InboundRun) -> list[str]:
         f"lost {len(run.lost)}, duplicates {run.duplicates}, answered 'duplicate' {sum(s.duplicate for s in run.sent)}"
         + (f"; websocket {run.socket_closed}" if run.socket_closed else "")
     ]
+    arrived = run._arrived()
+    if arrived:  # stalls show up as a bad second or two, overload as a climb
+        start = min(s.due for s, _ in arrived)
+        seconds: dict[int, list[float]] = {}
+        for sent, received in arrived:
+            seconds.setdefault(int(sent.due - start), []).append(received.at - sent.sent)
+        lines.append("  websocket latency p99 by second of the run (ms): "
+                     + " ".join(f"{percentile(v, 99) * 1000:.0f}" for _, v in sorted(seconds.items())))
     if run.errors:
         lines.append(f"  first POST error: {run.errors[0].status} {run.errors[0].error}")
     if run.lags:
@@ -1239,7 +1261,7 @@ def report(args: argparse.Namespace, inbox: list[InboxResult], live: LiveResult 
     if live is not None:
         console.print(live_table(live))
         console.print(f"  server start-up (commhub serve --demo until /readyz answers): {live.startup:.1f} s")
-        console.print(f"  new senders: one in {max(1, round(args.rate * args.duration / args.senders))} messages "
+        console.print(f"  new senders: one in {max(1, round(args.rate * args.duration / args.senders))} messages, joining evenly through the run "
                       f"(their first message also creates a contact, a data key and a conversation)")
         for run in live.runs:
             for line in describe_run(run):

@@ -7,6 +7,7 @@ applied: any number of processes may run projections and none applies an event t
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 import itertools
 import logging
@@ -51,45 +52,65 @@ def projected_floor(conn: psycopg.Connection[Any]) -> int:
     return int(row[0] or 0)
 
 
-def wait_until(advanced: threading.Condition, reached: Callable[[], int], position: int, timeout: float) -> bool:
-    """Block until ``reached()`` is at least ``position`` (re-checked whenever ``advanced`` is
-    notified); False after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    with advanced:
-        while reached() < position:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return False
-            advanced.wait(remaining)
-    return True
-
-
 class Reached:
-    """A position that only grows, and the threads waiting for it to reach theirs: each waiter is
-    woken once, when its position is reached (not on every step, as a shared condition would: under
-    load dozens of requests wait for the projections, which advance hundreds of times a second)."""
+    """A position that only grows, and who waits for it to reach theirs: each waiter is woken once,
+    when its position is reached (not on every step, as a shared condition would: under load dozens
+    of requests wait for the projections, which advance hundreds of times a second). Threads block
+    in ``wait_for``; the event loop awaits ``reached`` without holding a thread."""
 
     def __init__(self) -> None:
         self.position = 0
         self._lock = threading.Lock()
-        self._waiting: list[tuple[int, int, threading.Event]] = []  # a heap by position
+        self._waiting: list[tuple[int, int, Callable[[], Any]]] = []  # a heap by position
         self._order = itertools.count()
 
     def advance(self, position: int) -> None:
+        woken = []
         with self._lock:
             if position <= self.position:
                 return
             self.position = position
             while self._waiting and self._waiting[0][0] <= position:
-                heapq.heappop(self._waiting)[2].set()
+                woken.append(heapq.heappop(self._waiting)[2])
+        for wake in woken:
+            wake()
 
-    def wait_for(self, position: int, timeout: float) -> bool:
+    def _watch(self, position: int, wake: Callable[[], Any]) -> bool:
+        """Call ``wake`` once ``position`` is reached; False (and no call) when it already is."""
         with self._lock:
             if self.position >= position:
-                return True
-            reached = threading.Event()
-            heapq.heappush(self._waiting, (position, next(self._order), reached))
+                return False
+            heapq.heappush(self._waiting, (position, next(self._order), wake))
+            return True
+
+    def wait_for(self, position: int, timeout: float) -> bool:
+        reached = threading.Event()
+        if not self._watch(position, reached.set):
+            return True
         return reached.wait(timeout)  # a waiter that timed out is dropped when its position is reached
+
+    async def reached(self, position: int, timeout: float) -> bool:
+        """``wait_for`` for the event loop: the request waits without holding a worker thread."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+
+        def settle() -> None:
+            if not future.done():
+                future.set_result(None)
+
+        def wake() -> None:
+            try:
+                loop.call_soon_threadsafe(settle)
+            except RuntimeError:  # the loop has closed: nobody is waiting any more
+                pass
+
+        if not self._watch(position, wake):
+            return True
+        try:
+            await asyncio.wait_for(future, timeout)
+        except asyncio.TimeoutError:
+            return False
+        return True
 
 
 class Projection(Protocol):

@@ -10,7 +10,7 @@ from uuid import uuid4
 from fastapi import APIRouter, HTTPException
 
 from adapters.identifiers import normalise_email, normalise_phone
-from api.deps import HubDep, Inbox, now, settle
+from api.deps import HubDep, Inbox, now, settle_answer
 from api.schemas import SandboxInbound
 
 router = APIRouter(prefix="/api/v1/sandbox", tags=["sandbox"])
@@ -43,6 +43,6 @@ def simulate_inbound(body: SandboxInbound, principal: Inbox, hub: HubDep) -> dic
         workspace_id=principal.workspace_id, contact_id=contact_id, channel=body.channel, body=body.body, now=at,
         provider_message_id=body.provider_message_id, attachments=attachments,
     )
-    settle(hub)
+    settle_answer(hub)
     return {"contact_id": str(contact_id), "conversation_id": str(conversation_id), "message_id": str(message_id),
             "duplicate": not new}

@@ -121,3 +121,30 @@ def test_audit_entries_hold_ids_and_counts_only(hub):
             "SELECT state FROM commhub_events WHERE originator_id = %s", (audit_stream_id(workspace_id),)))
     for secret in person.secrets:
         assert secret.encode() not in stored
+
+
+def test_entries_recorded_from_the_event_loop_and_from_threads_form_one_chain(hub):
+    """Requests record on the event loop: one of them appends for all queued meanwhile, and the
+    rest wait without a thread; sync callers (CLI, workflows) join the same queue."""
+    import asyncio
+
+    workspace_id = new_workspace(hub.app)
+    audit = hub.privacy.audit
+
+    async def burst() -> list:
+        loop = asyncio.get_running_loop()
+        threaded = [loop.run_in_executor(None, lambda i=i: audit.record(workspace_id, "contact.viewed", count=i,
+                                                                        now=NOW)) for i in range(10)]
+        looped = [audit.record_async(workspace_id, "contacts.listed", count=i, now=NOW) for i in range(40)]
+        return await asyncio.gather(*threaded, *looped)
+
+    entries = asyncio.run(burst())
+    assert sorted(e.originator_version for e in entries) == list(range(1, 51))  # each its own place
+    assert {e.action for e in entries} == {"contact.viewed", "contacts.listed"}
+    report = audit.verify(workspace_id)
+    assert report.intact and report.entries == 50
+    with hub.database.connect() as conn:
+        heads = conn.execute("SELECT version FROM commhub_audit_heads WHERE workspace_id = %s",
+                             (workspace_id,)).fetchone()
+    assert heads[0] == 50
+
