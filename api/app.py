@@ -22,6 +22,7 @@ from api.bootstrap import Hub, bootstrap
 from api.live import LiveFeed
 from api.audit_trail import AuditMiddleware
 from api.read_your_writes import ReadYourWrites
+from api.runtime import freeze_start_up_heap
 from api.email_setup import start_listener
 from api.metrics import Metrics, timed
 from api.routes import (agent_socket, appointments, audit, auth, calendar, contacts, conversations, email,
@@ -148,8 +149,10 @@ PAGE_POLICY = (
 
 
 def create_app(
-    settings: Settings | None = None, *, demo: bool = False, on_ready: Callable[[Any], None] | None = None
+    settings: Settings | None = None, *, demo: bool = False, on_ready: Callable[[Any], None] | None = None,
+    long_running: bool = False,
 ) -> FastAPI:
+    """The ASGI app; ``long_running`` (``commhub serve``) also tunes the process for serving for days."""
     config = settings or Settings.from_env()
     metrics = Metrics()
 
@@ -176,6 +179,8 @@ def create_app(
             app.state.demo_login = await asyncio.to_thread(seed_demo, hub)
         if on_ready is not None:
             on_ready(getattr(app.state, "demo_login", None))
+        if long_running:
+            freeze_start_up_heap()
         try:
             yield
         finally:

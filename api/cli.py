@@ -21,6 +21,7 @@ from api import logs
 from api.bootstrap import bootstrap, start_database
 from api.privacy_cli import register as register_privacy
 from api.replay_command import replay
+from api.runtime import freeze_start_up_heap
 from api.settings import Settings
 from domain.errors import ContactNotFoundError
 
@@ -64,7 +65,7 @@ def serve(
         if login is not None:
             console.print(f"Demo workspace '{login.workspace_slug}': sign in as {login.email} / {login.password}")
 
-    uvicorn.run(create_app(settings, demo=demo, on_ready=announce), host=settings.host, port=settings.port,
+    uvicorn.run(create_app(settings, demo=demo, on_ready=announce, long_running=True), host=settings.host, port=settings.port,
                 log_level=settings.log_level, access_log=False, log_config=None,
                 timeout_graceful_shutdown=int(settings.shutdown_seconds) or None,
                 ws_max_size=WS_MAX_BYTES)
@@ -108,6 +109,7 @@ def worker() -> None:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with bootstrap(settings) as hub:
         hub.start_workers()
+        freeze_start_up_heap()
         console.print("commhub worker running: projections and outbox")
         try:
             while not stop.wait(1.0):

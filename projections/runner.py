@@ -221,7 +221,11 @@ class ProjectionRunner:
             events = [(n.id, self._decode(n)) for n in self._notifications(conn, start)]
             if not events:
                 return Batch(start, [], start, floor_before, floor_before)
-            reached = self._apply_locked(conn, positions, start, events, careful=careful)
+            if careful:
+                reached = self._apply_locked(conn, positions, start, events, careful=True)
+            else:  # statements go out without waiting for each answer; reads wait for theirs only
+                with conn.pipeline():
+                    reached = self._apply_locked(conn, positions, start, events, careful=False)
             last = events[-1][0]
             floor_after = min([reached.get(name, position) for name, position in locked], default=last)
             conn.execute("SELECT pg_notify(%s, %s)", (self.channel, str(floor_after)))
