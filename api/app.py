@@ -23,6 +23,7 @@ from api.live import LiveFeed
 from api.audit_trail import AuditMiddleware
 from api.read_your_writes import ReadYourWrites
 from api.runtime import freeze_start_up_heap
+from api.worker_process import WorkerProcess
 from api.email_setup import start_listener
 from api.metrics import Metrics, timed
 from api.routes import (agent_socket, appointments, audit, auth, calendar, contacts, conversations, email,
@@ -162,8 +163,11 @@ def create_app(
         # Sync routes run in this many threads (anyio's default is 40): fewer threads contend less
         # for the GIL with the projection runner, which every read-your-writes wait depends on.
         anyio.to_thread.current_default_thread_limiter().total_tokens = config.request_threads
-        if config.workers:
+        worker = None
+        if config.workers == "on":
             hub.start_workers()
+        elif config.workers == "process":
+            worker = WorkerProcess(config, hub.database).start()
         app.state.hub = hub
         hub.tokens.start()  # caches token lookups while it listens for revocations
         listener = start_listener(hub.settings, hub.extras["email"])
@@ -185,6 +189,8 @@ def create_app(
             yield
         finally:
             app.state.live.stop()
+            if worker is not None:
+                worker.stop()
             hub.tokens.stop()
             if listener is not None:
                 listener.stop()

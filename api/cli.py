@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import threading
 from dataclasses import asdict, replace
@@ -22,7 +23,8 @@ from api.bootstrap import bootstrap, start_database
 from api.privacy_cli import register as register_privacy
 from api.replay_command import replay
 from api.runtime import freeze_start_up_heap
-from api.settings import Settings
+from api.worker_process import PARENT_ENV, parent_gone
+from api.settings import WORKER_MODES, Settings
 from domain.errors import ContactNotFoundError
 
 WS_MAX_BYTES = 64 * 1024  # websocket frames: the widget's messages are short; larger frames close the socket (1009)
@@ -42,8 +44,9 @@ def serve(
     demo: bool = typer.Option(False, "--demo", help="Seed a demo workspace and print its login."),
     host: str = typer.Option(None, help="Interface to listen on (default COMMHUB_HOST or 127.0.0.1)."),
     port: int = typer.Option(None, help="Port to listen on (default COMMHUB_PORT or 8000)."),
-    workers: bool = typer.Option(None, "--workers/--no-workers",
-                                 help="Run projections and the outbox in this process too (default COMMHUB_WORKERS, on)."),
+    workers: str = typer.Option(None, "--workers", help="process: projections and background workers in a child "
+                                "`commhub worker`; on: in this process; off: none (default COMMHUB_WORKERS, process)."),
+    no_workers: bool = typer.Option(False, "--no-workers", help="The same as --workers off."),
 ) -> None:
     """Run the hub: API, workers and, without DATABASE_URL, an embedded PostgreSQL.
 
@@ -55,8 +58,10 @@ def serve(
     from api.app import create_app
 
     settings = Settings.from_env()
+    if workers is not None and workers not in WORKER_MODES:
+        raise typer.BadParameter(f"--workers must be one of {', '.join(WORKER_MODES)}")
     settings = replace(settings, host=host or settings.host, port=port or settings.port,
-                       workers=settings.workers if workers is None else workers)
+                       workers="off" if no_workers else workers or settings.workers)
     logs.configure(settings.log_level, settings.log_format)
 
     def announce(login: object) -> None:
@@ -111,9 +116,11 @@ def worker() -> None:
         hub.start_workers()
         freeze_start_up_heap()
         console.print("commhub worker running: projections and outbox")
+        parent = int(os.environ[PARENT_ENV]) if os.environ.get(PARENT_ENV, "").isdigit() else None
         try:
             while not stop.wait(1.0):
-                pass
+                if parent_gone(parent):
+                    break  # started by `commhub serve`, which has gone without stopping it
         except KeyboardInterrupt:
             pass
 

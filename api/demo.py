@@ -11,6 +11,7 @@ from pathlib import Path
 
 from adapters.passwords import hash_password
 from api.bootstrap import Hub
+from domain.application import last_position
 from domain.errors import WorkspaceNotFoundError, WorkspaceSlugTakenError
 
 DEMO_CONTACTS = [
@@ -62,6 +63,8 @@ def seed_demo(hub: Hub, now: datetime | None = None) -> DemoLogin:
         )
         hub.app.receive_message(workspace_id=workspace_id, contact_id=contact_id, channel="sms", body=message, now=now)
     _write(record, login)
+    if hub.settings.workers != "off":  # the login works once it is printed, wherever the projections run
+        hub.wait_for(last_position.get(), 60)
     return login
 
 

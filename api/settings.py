@@ -18,6 +18,9 @@ class SettingsError(ValueError):
     """A configuration value is missing or invalid."""
 
 
+WORKER_MODES = ("on", "process", "off")
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything commhub reads from its environment, validated once at start-up."""
@@ -35,7 +38,7 @@ class Settings:
     pool_size: int = 5
     request_threads: int = 12
     log_format: str = "json"
-    workers: bool = True
+    workers: str = "process"  # process: a child `commhub worker`; on: in this process; off: none
     ready_max_lag: int = 10_000
     metrics_token: str | None = field(default=None, repr=False)
     shutdown_seconds: float = 20.0
@@ -104,7 +107,7 @@ class Settings:
             pool_size=int(_number(env, "COMMHUB_DB_POOL_SIZE", 5)),
             request_threads=max(1, int(_number(env, "COMMHUB_REQUEST_THREADS", 12))),
             log_format=_choice(env, "COMMHUB_LOG_FORMAT", ("json", "text"), "json"),
-            workers=_choice(env, "COMMHUB_WORKERS", ("on", "off"), "on") == "on",
+            workers=_choice(env, "COMMHUB_WORKERS", WORKER_MODES, "process"),
             ready_max_lag=int(_number(env, "COMMHUB_READY_MAX_LAG", 10_000)),
             metrics_token=env.get("COMMHUB_METRICS_TOKEN") or None,
             shutdown_seconds=_number(env, "COMMHUB_SHUTDOWN_SECONDS", 20.0),

@@ -39,15 +39,19 @@ first page shows which index the real query uses. Goal: a page of 50 conversatio
 at 1M messages (the four views, first and deep page, the query function).
 
 Part 2 — inbound → agent websocket. A real server process (``commhub serve --demo``, started as
-the end-to-end tests start it) on a fresh schema of the same PostgreSQL; the demo owner logs in,
-a websocket client connects to ``/ws/agent`` and waits for ``ready``. Then ``--rate`` messages/s
-for ``--duration`` s are posted to ``/api/v1/sandbox/inbound`` by ``--workers`` concurrent httpx
-clients (open loop: message i is due at start + i/rate; nothing more is sent 1.25 x duration + 2 s
-after the start, so an overloaded server cannot stretch the run), each message with a unique
-body and ``provider_message_id``, from ``--senders`` UK mobile numbers (one new sender per 6
-messages, joining evenly through the run; the messages between come from senders who joined a
-little earlier, so each writes a few messages within a second; the first message of each sender
-also creates a contact, its data key and a conversation). For each
+the end-to-end tests start it, with the server's default ``--workers`` mode unless
+``--server-workers`` says otherwise) on a fresh schema of the same PostgreSQL; the demo owner logs
+in, a websocket client connects to ``/ws/agent`` and waits for ``ready``. Then ``--rate``
+messages/s for ``--duration`` s are posted to ``/api/v1/sandbox/inbound`` by ``--workers``
+concurrent clients (``LeanClient``, one keep-alive connection each: httpx's own CPU per request
+would compete with the server on the same cores; open loop: message i is due at start + i/rate;
+nothing more is sent 1.25 x duration + 2 s after the start, so an overloaded server cannot stretch
+the run), each message with a unique body and ``provider_message_id``, from ``--senders`` UK mobile
+numbers (one new sender per 6 messages, joining evenly through the run; the messages between come
+from senders who joined a little earlier, so each writes a few messages within a second; the first
+message of each sender also creates a contact, its data key and a conversation). Before it,
+``--warm-up`` seconds of the same traffic from other senders warm a fresh server up (reported
+apart, not counted); the run's first returning messages come from those senders. For each
 message: POST sent → the websocket's ``conversation.message_received`` update with that body.
 Lost = accepted (201) but not seen within ``--drain`` s of the last answer; duplicates = seen
 more than once; "not sent" = never posted because the rate could not be held. When the rate is
@@ -625,16 +629,19 @@ def sender_number(block: int, index: int) -> str:
     return f"+447911{block}{index:05d}"
 
 
-def sender_of(index: int, count: int, senders: int) -> int:
+def sender_of(index: int, count: int, senders: int, earlier: int = 0) -> int:
     """Which sender sends message ``index`` of ``count``. New senders join evenly through the run (one
     in every count/senders messages); each writes again 5, 10, ... joins later (every 150 ms at 200/s),
     so a sender writes a few messages within a second, rarely two at the same instant. Before anyone
-    joined that long ago, the message comes from one of the few who have."""
+    joined that long ago, the message comes from one of ``earlier`` senders of a previous run (the
+    warm-up's), given as a negative number -1 - i; without any, from one of the few who have joined."""
     every = max(1, round(count / senders))
     block, step = divmod(index, every)
     if step == 0:
         return block
-    return block - 5 * step if block >= 5 * step else step % (block + 1)
+    if block >= 5 * step:
+        return block - 5 * step
+    return -1 - (block * 5 + step) % earlier if earlier else step % (block + 1)
 
 
 async def open_loop(rate: float, count: int, workers: int, send: Callable[[int, float, int], Any],
@@ -693,13 +700,14 @@ class CpuMeter:
     """CPU seconds used by the server process, by PostgreSQL (when it runs on this machine), by this
     client, and by the whole machine (the rest is other work sharing it)."""
 
-    def __init__(self, server_pid: int, database: Database, worker_pid: int | None = None) -> None:
+    def __init__(self, server_pid: int, database: Database) -> None:
         self.processes: dict[str, Any] = {}
         if psutil is None:
             return
         self.processes["server"] = psutil.Process(server_pid)
-        if worker_pid is not None:
-            self.processes["projection worker"] = psutil.Process(worker_pid)
+        for child in self.processes["server"].children():  # `--workers process`: its `commhub worker`
+            if "worker" in child.cmdline():
+                self.processes["projection worker"] = child
         self.processes["PostgreSQL"] = None
         self.processes["bench client"] = psutil.Process()
         try:
@@ -761,6 +769,7 @@ class InboundRun:
     workers: int
     senders: int
     sent: list[Sent]
+    block: int = 1  # of the senders' numbers (sender_number)
     received: dict[str, Received] = field(default_factory=dict)
     socket_closed: str | None = None
     lags: list[int] = field(default_factory=list)
@@ -839,18 +848,21 @@ class InboundRun:
 
 async def inbound_run(
     clients: list[LeanClient], socket: Socket, server: Any, database: Database, *, rate: float, duration: float,
-    workers: int, senders: int, block: int, drain: float, progress: Progress,
+    workers: int, senders: int, block: int, drain: float, progress: Progress, earlier: InboundRun | None = None,
 ) -> InboundRun:
     """Posts rate x duration inbound messages on schedule and waits for each on the websocket."""
     run = uuid.uuid4().hex[:8]
     count = max(int(rate * duration), 1)
-    result = InboundRun(rate, duration, workers, senders, [Sent(f"bench {run} {i:06d}") for i in range(count)])
+    result = InboundRun(rate, duration, workers, senders, [Sent(f"bench {run} {i:06d}") for i in range(count)],
+                        block=block)
     task = progress.add_task(f"inbound at {rate:g}/s for {duration:g} s", total=count)
 
     async def send(index: int, due: float, worker: int) -> None:
         item = result.sent[index]
         item.due = due
-        payload = {"from": sender_number(block, sender_of(index, count, senders)), "body": item.token,
+        sender = sender_of(index, count, senders, earlier.senders if earlier else 0)
+        number = sender_number(block, sender) if sender >= 0 else sender_number(earlier.block, -1 - sender)
+        payload = {"from": number, "body": item.token,
                    "provider_message_id": f"bench-{run}-{index}"}
         item.sent_wall, item.sent = time.time(), time.perf_counter()
         try:
@@ -865,7 +877,7 @@ async def inbound_run(
         item.answered = time.perf_counter()
         progress.advance(task)
 
-    cpu = CpuMeter(server.process.pid, database, getattr(server, "worker_pid", None))
+    cpu = CpuMeter(server.process.pid, database)
     counters_before, cpu_before = pg_counters(database), cpu.snapshot()
     try:
         with Sampler(database) as sampler:
@@ -956,6 +968,7 @@ async def measure_live(server: Any, database: Database, login: dict[str, Any], a
             gc.freeze()  # this client's own full collections would otherwise show up as latency
             main = await inbound_run(clients, socket, server, database, rate=args.rate, duration=args.duration,
                                      workers=args.workers, senders=args.senders, block=1, drain=args.drain,
+                                     earlier=result.warm_up,
                                      progress=progress)
             result.runs.append(main)
             if not main.sustained and not args.no_step_down and main.throughput > 0:
@@ -1019,14 +1032,9 @@ def run_live(args: argparse.Namespace, url: str, tmp: Path, progress: Progress) 
         env = {"DATABASE_URL": url, "COMMHUB_DB_SCHEMA": database.schema, "COMMHUB_KEK": encode_kek(generate_kek()),
                "COMMHUB_LOG_LEVEL": "warning"}
         started = time.perf_counter()
-        worker = None
-        if args.projections_process:  # the projections and outbox in a `commhub worker` of their own
-            worker = start_worker(data_dir, env)
-            stack.callback(stop_worker, worker)
-        server = start_server(data_dir, env, "--demo", *(["--no-workers"] if worker else []), timeout=120)
+        env["COMMHUB_WORKERS"] = args.server_workers or ""  # empty: the server's default
+        server = start_server(data_dir, env, "--demo", timeout=120)
         stack.callback(stop_server, server)
-        if worker is not None:
-            server.worker_pid = worker.pid
         startup = time.perf_counter() - started
         console.log(f"commhub serve --demo ready in {startup:.1f} s at {server.url}")
         try:
@@ -1046,24 +1054,6 @@ def run_live(args: argparse.Namespace, url: str, tmp: Path, progress: Progress) 
             console.log(f"[yellow]the server logged {len(problems)} error lines[/], e.g. {problems[0][:200]}")
         console.log("stopping the server, dropping the live schema")
     return result
-
-
-def start_worker(data_dir: Path, env: dict[str, str]) -> Any:
-    """``commhub worker`` on the same schema (projections and outbox), logging next to the server."""
-    import subprocess
-
-    log = open(data_dir / "worker.log", "w")
-    return subprocess.Popen([sys.executable, "-m", "api.cli", "worker"], cwd=Path(__file__).resolve().parents[1],
-                            env={**os.environ, **env, "COMMHUB_DATA_DIR": str(data_dir)}, stdout=log,
-                            stderr=subprocess.STDOUT)
-
-
-def stop_worker(worker: Any) -> None:
-    worker.terminate()
-    try:
-        worker.wait(timeout=20)
-    except Exception:
-        worker.kill()
 
 
 @dataclass
@@ -1443,9 +1433,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="seconds of that second inbound run (default 15; quick 4)")
     parser.add_argument("--stage-messages", type=int, default=None,
                         help="messages for the in-process step timings (default 120; quick 30)")
-    parser.add_argument("--projections-process", action="store_true",
-                        help="part 2 with the projections and outbox in a separate `commhub worker` process "
-                             "(`commhub serve --no-workers`) instead of inside the server")
+    parser.add_argument("--server-workers", choices=("on", "process"), default=None,
+                        help="part 2 with `commhub serve --workers MODE`: projections and workers in the server "
+                             "process (on) or in its child `commhub worker` (process); default: the server's default")
     parser.add_argument("--skip-inbox", action="store_true", help="only part 2")
     parser.add_argument("--skip-live", action="store_true", help="only part 1")
     args = parser.parse_args(argv)

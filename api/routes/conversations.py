@@ -7,7 +7,7 @@ from uuid import UUID, uuid4
 
 from fastapi import APIRouter, HTTPException, Query
 
-from api.deps import Conn, HubDep, Inbox, now, settle
+from api.deps import Conn, HubDep, Inbox, now, settle, settle_answer
 from api.present import plain
 from api.schemas import (
     AssignRequest,
@@ -74,7 +74,7 @@ def reply(conversation_id: UUID, body: ReplyRequest, principal: Inbox, hub: HubD
     """Queue a reply. If consent or restriction forbids it, nothing is sent and the refusal is recorded."""
     message_id, decision = hub.app.reply(principal.workspace_id, conversation_id, body=body.body,
                                          author_id=principal.staff_id, now=now(), purpose=body.purpose)
-    settle(hub)
+    settle_answer(hub)
     return {"message_id": str(message_id), "status": "queued" if decision.allowed else "refused",
             "reason": str(decision.reason) if decision.reason else None}
 
@@ -131,5 +131,5 @@ def add_note(conversation_id: UUID, body: NoteRequest, principal: Inbox, hub: Hu
     note_id = uuid4()
     hub.app.add_conversation_note(principal.workspace_id, conversation_id, note_id=note_id, text=body.text,
                                   author_id=principal.staff_id, now=now())
-    settle(hub)
+    settle_answer(hub)
     return {"note_id": str(note_id)}

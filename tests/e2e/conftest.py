@@ -38,7 +38,10 @@ def start_server(data_dir: Path, env: dict[str, str], *args: str, timeout: float
                  ready_path: str = "/readyz") -> Server:
     port = free_port()
     log_path = data_dir / f"server-{port}.log"
-    environment = {**os.environ, **env, "COMMHUB_DATA_DIR": str(data_dir), "COMMHUB_PORT": str(port)}
+    # One process per server unless a test asks otherwise: a child worker per server would cost the
+    # suite a process start each time; test_worker_process.py covers the default (a worker process).
+    environment = {**os.environ, "COMMHUB_WORKERS": "on", **env, "COMMHUB_DATA_DIR": str(data_dir),
+                   "COMMHUB_PORT": str(port)}
     with open(log_path, "w") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "api.cli", "serve", *args], cwd=ROOT, env=environment,

@@ -82,12 +82,13 @@ def test_export_writes_a_zip_and_audit_verify_catches_a_tampered_chain(clinic, t
 
 def test_retention_dry_run_reports_and_apply_erases(clinic):
     env, workspace_id, _, _ = clinic
-    month_ago = datetime.now(timezone.utc) - timedelta(days=30)
+    month_before = NOW - timedelta(days=30)  # Erin was last active at NOW, Dan a month before her
+    window = (datetime.now(timezone.utc) - NOW).days + 15  # Erin inside it whatever today's date, Dan not
     with bootstrap(Settings.from_env(env)) as hub:
         dormant = hub.app.create_contact(workspace_id=workspace_id, contact_id=uuid.uuid4(), name="Dormant Dan",
-                                         now=month_ago)
-        hub.app.set_retention_policy(workspace_id, erase_inactive_after_days=10, delete_bodies_after_days=None,
-                                     actor_id=None, now=month_ago)
+                                         now=month_before)
+        hub.app.set_retention_policy(workspace_id, erase_inactive_after_days=window, delete_bodies_after_days=None,
+                                     actor_id=None, now=month_before)
         hub.projections.catch_up()
 
     report = json.loads(commhub(env, "privacy", "retention", "-w", str(workspace_id)).stdout)
