@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import threading
 from dataclasses import asdict, replace
@@ -23,7 +22,7 @@ from api.bootstrap import bootstrap, start_database
 from api.privacy_cli import register as register_privacy
 from api.replay_command import replay
 from api.runtime import freeze_start_up_heap
-from api.worker_process import PARENT_ENV, parent_gone
+from api.worker_process import parent_gone
 from api.settings import WORKER_MODES, Settings
 from domain.errors import ContactNotFoundError
 
@@ -113,13 +112,16 @@ def worker() -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with bootstrap(settings) as hub:
+        if not hub.vault.usable():  # else every sealed event would be recorded as unreadable and skipped
+            console.print("[red]The KEK does not open the stored data keys[/]: give this worker the same "
+                          "COMMHUB_KEK (or key file) as the server.")
+            raise typer.Exit(2)
         hub.start_workers()
         freeze_start_up_heap()
         console.print("commhub worker running: projections and outbox")
-        parent = int(os.environ[PARENT_ENV]) if os.environ.get(PARENT_ENV, "").isdigit() else None
         try:
             while not stop.wait(1.0):
-                if parent_gone(parent):
+                if parent_gone(settings.parent_pid):
                     break  # started by `commhub serve`, which has gone without stopping it
         except KeyboardInterrupt:
             pass

@@ -41,6 +41,7 @@ class Settings:
     workers: str = "process"  # process: a child `commhub worker`; on: in this process; off: none
     ready_max_lag: int = 10_000
     metrics_token: str | None = field(default=None, repr=False)
+    parent_pid: int | None = None  # COMMHUB_PARENT_PID: set by `commhub serve` for its child worker
     shutdown_seconds: float = 20.0
     reminder_poll_seconds: float = 5.0
     fhir_webhook_secret: str | None = field(default=None, repr=False)
@@ -110,6 +111,7 @@ class Settings:
             workers=_choice(env, "COMMHUB_WORKERS", WORKER_MODES, "process"),
             ready_max_lag=int(_number(env, "COMMHUB_READY_MAX_LAG", 10_000)),
             metrics_token=env.get("COMMHUB_METRICS_TOKEN") or None,
+            parent_pid=int(env["COMMHUB_PARENT_PID"]) if env.get("COMMHUB_PARENT_PID", "").isdigit() else None,
             shutdown_seconds=_number(env, "COMMHUB_SHUTDOWN_SECONDS", 20.0),
             reminder_poll_seconds=_number(env, "COMMHUB_REMINDER_POLL_SECONDS", 5.0) or 5.0,
             fhir_webhook_secret=_fhir_secret(env.get("COMMHUB_FHIR_WEBHOOK_SECRET") or None),
@@ -172,3 +174,8 @@ def _url(env: Mapping[str, str], name: str) -> str | None:
     if raw is not None and not raw.startswith(("http://", "https://")):
         raise SettingsError(f"{name} must start with http:// or https://")
     return raw.rstrip("/") if raw else None
+
+
+def child_environment(**overrides: str) -> dict[str, str]:
+    """This process's environment with ``overrides``, for a commhub process it starts."""
+    return {**os.environ, **overrides}

@@ -18,11 +18,10 @@ import time
 from pathlib import Path
 
 from adapters.postgres import Database
-from api.settings import Settings
+from api.settings import Settings, child_environment
 
 log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parents[1]
-PARENT_ENV = "COMMHUB_PARENT_PID"  # the worker stops by itself once this process is gone
 
 
 class WorkerProcess:
@@ -31,8 +30,12 @@ class WorkerProcess:
     def __init__(self, settings: Settings, database: Database) -> None:
         self.settings = settings
         # The child uses this very database, also when it is the embedded one this process started.
-        self.env = {**os.environ, "DATABASE_URL": database.url, "COMMHUB_DB_SCHEMA": database.schema,
-                    "COMMHUB_WORKERS": "on", PARENT_ENV: str(os.getpid())}
+        # and the same data directory and key file (relative paths would resolve elsewhere: the child
+        # runs from the project root so that `-m api.cli` imports).
+        self.env = child_environment(
+            DATABASE_URL=database.url, COMMHUB_DB_SCHEMA=database.schema, COMMHUB_WORKERS="on",
+            COMMHUB_PARENT_PID=str(os.getpid()), COMMHUB_DATA_DIR=str(settings.data_dir.resolve()),
+            COMMHUB_KEK_FILE=str(settings.resolved_kek_file.resolve()))
         self.process: subprocess.Popen[bytes] | None = None
         self._stopping = threading.Event()
         self._lock = threading.Lock()  # a restart and a stop never cross

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
+import sys
 import time
 from typing import Iterator
 
@@ -13,7 +15,7 @@ import psutil
 import pytest
 
 from tests.e2e.api_support import AgentSocket, demo_login, phone_number, unique, wait_for
-from tests.e2e.conftest import Server, start_server, stop_server
+from tests.e2e.conftest import ROOT, Server, free_port, start_server, stop_server
 
 
 def worker_of(server: Server) -> psutil.Process | None:
@@ -90,3 +92,33 @@ def test_stopping_the_server_stops_its_worker_and_a_killed_server_leaves_no_work
     while worker.is_running() and worker.status() != psutil.STATUS_ZOMBIE and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not worker.is_running() or worker.status() == psutil.STATUS_ZOMBIE, "the orphaned worker kept running"
+
+
+def test_started_elsewhere_with_a_relative_data_directory_and_key_file_the_worker_uses_the_same_key(
+        tmp_path, fresh_database):
+    """The quickstart: no KEK configured, data in ./.hub relative to where `serve` was started. The
+    worker must open the key file the server created, not make its own (it would find every sealed
+    event unreadable)."""
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": fresh_database.url, "COMMHUB_DB_SCHEMA": fresh_database.schema,
+           "COMMHUB_DATA_DIR": ".hub", "COMMHUB_PORT": str(port), "COMMHUB_WORKERS": "process",
+           "PYTHONPATH": str(ROOT)}
+    env.pop("COMMHUB_KEK", None)
+    env.pop("COMMHUB_KEK_FILE", None)
+    log_path = tmp_path / "server.log"
+    with open(log_path, "w") as log:
+        process = subprocess.Popen([sys.executable, "-m", "api.cli", "serve", "--demo"], cwd=tmp_path, env=env,
+                                   stdout=log, stderr=subprocess.STDOUT)
+    server = Server(f"http://127.0.0.1:{port}", process, log_path, tmp_path / ".hub", {})
+    try:
+        wait_for(lambda: (tmp_path / ".hub" / "demo-login.json").exists() and server.log().count("is running"),
+                 timeout=60, what="the server to start")
+        with demo_login(server) as owner:
+            body = unique("Sealed under the server's key")
+            owner.inbound(phone_number(), body)
+            assert any(c["preview"] == body for c in owner.ok(
+                "GET", "/api/v1/conversations", params={"view": "all"})["items"])
+        assert not (ROOT / ".hub").exists()
+        assert "cannot be read" not in server.log(), server.log()[-2000:]
+    finally:
+        stop_server(server)
