@@ -72,7 +72,8 @@ def serve(
     uvicorn.run(create_app(settings, demo=demo, on_ready=announce, long_running=True), host=settings.host, port=settings.port,
                 log_level=settings.log_level, access_log=False, log_config=None,
                 timeout_graceful_shutdown=int(settings.shutdown_seconds) or None,
-                ws_max_size=WS_MAX_BYTES)
+                ws_max_size=WS_MAX_BYTES,
+                ws_per_message_deflate=False)  # updates are small; compressing each one for every socket cost CPU per agent
 
 
 @projections.command("status")
