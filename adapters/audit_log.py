@@ -104,7 +104,7 @@ class AuditLog:
         pending, lead = self._submit(workspace_id, _fields(
             workspace_id, action, now, actor_id, via, subject_ids, target_id, route, count, outcome))
         if lead:
-            self._flush(workspace_id)
+            self._flush(workspace_id, pending)
         return pending.outcome.result()
 
     async def record_async(
@@ -117,7 +117,7 @@ class AuditLog:
         pending, lead = self._submit(workspace_id, _fields(
             workspace_id, action, now, actor_id, via, subject_ids, target_id, route, count, outcome))
         if lead:
-            await anyio.to_thread.run_sync(self._flush, workspace_id)
+            await anyio.to_thread.run_sync(self._flush, workspace_id, pending)
         return await asyncio.wrap_future(pending.outcome)
 
     def _submit(self, workspace_id: UUID, fields: dict[str, Any]) -> tuple[_Pending, bool]:
@@ -129,8 +129,10 @@ class AuditLog:
             lead, chain.flushing = not chain.flushing, True
         return pending, lead
 
-    def _flush(self, workspace_id: UUID) -> None:
-        """Append the chain's queue, batch after batch, until nothing is left."""
+    def _flush(self, workspace_id: UUID, own: _Pending | None = None) -> None:
+        """Append the chain's queue, batch after batch, until nothing is left — or, for a caller
+        with an entry of its own, until that one is stored: the rest then goes to a helper thread,
+        so under steady load no request keeps appending other requests' entries for ever."""
         chain = self._chains[workspace_id]
         while True:
             with self._guard:
@@ -150,6 +152,14 @@ class AuditLog:
             else:
                 for item, entry in zip(batch, entries):
                     item.outcome.set_result(entry)
+            if own is not None and own.outcome.done():
+                with self._guard:
+                    if not chain.queue:
+                        chain.flushing = False
+                        return
+                threading.Thread(target=self._flush, args=(workspace_id,), name="commhub-audit-flush",
+                                 daemon=True).start()
+                return
 
     def _append(self, workspace_id: UUID, batch: list[dict[str, Any]]) -> list[AuditEntry]:
         """Chain the entries onto the stored last one and save them in one transaction."""

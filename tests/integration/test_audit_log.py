@@ -148,3 +148,4 @@ def test_entries_recorded_from_the_event_loop_and_from_threads_form_one_chain(hu
                              (workspace_id,)).fetchone()
     assert heads[0] == 50
 
+
