@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from adapters.tokens import Principal
 from api.api_key_scopes import scope_for
 from api.bootstrap import Hub
-from api.read_your_writes import settle_before_answer
+from api.read_your_writes import SETTLE_SECONDS, settle_before_answer
 from domain.application import last_position
 from projections.api_keys import KEY_PREFIX
 
@@ -95,7 +95,7 @@ def db(hub: HubDep) -> Iterator[Any]:
 Conn = Annotated[Any, Depends(db)]
 
 
-def settle(hub: Hub, timeout: float = 5.0) -> None:
+def settle(hub: Hub, timeout: float = SETTLE_SECONDS) -> None:
     """Wait until the read models include what this request just wrote (read-your-writes)."""
     position = last_position.get()
     if position:

@@ -17,7 +17,7 @@ from typing import Any
 
 from domain.application import last_position
 
-SETTLE_SECONDS = 5.0  # as settle(): past this the answer leaves anyway (the change itself is stored)
+SETTLE_SECONDS = 5.0  # read-your-writes waits at most this long; the answer then leaves anyway
 
 
 @dataclass

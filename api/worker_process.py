@@ -29,9 +29,9 @@ class WorkerProcess:
 
     def __init__(self, settings: Settings, database: Database) -> None:
         self.settings = settings
-        # The child uses this very database, also when it is the embedded one this process started.
-        # and the same data directory and key file (relative paths would resolve elsewhere: the child
-        # runs from the project root so that `-m api.cli` imports).
+        # The child uses this very database (also when it is the embedded one this process started)
+        # and the same data directory and key file, as absolute paths: the child runs from the
+        # project root, so that `-m api.cli` imports, where relative ones would resolve elsewhere.
         self.env = child_environment(
             DATABASE_URL=database.url, COMMHUB_DB_SCHEMA=database.schema, COMMHUB_WORKERS="on",
             COMMHUB_PARENT_PID=str(os.getpid()), COMMHUB_DATA_DIR=str(settings.data_dir.resolve()),

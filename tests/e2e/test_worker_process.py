@@ -11,6 +11,7 @@ import sys
 import time
 from typing import Iterator
 
+import httpx
 import psutil
 import pytest
 
@@ -111,8 +112,13 @@ def test_started_elsewhere_with_a_relative_data_directory_and_key_file_the_worke
                                    stdout=log, stderr=subprocess.STDOUT)
     server = Server(f"http://127.0.0.1:{port}", process, log_path, tmp_path / ".hub", {})
     try:
-        wait_for(lambda: (tmp_path / ".hub" / "demo-login.json").exists() and server.log().count("is running"),
-                 timeout=60, what="the server to start")
+        def ready() -> bool:  # the login is announced during start-up, before the port is open
+            try:
+                return httpx.get(f"{server.url}/readyz", timeout=1).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_for(ready, timeout=60, what="the server to start")
         with demo_login(server) as owner:
             body = unique("Sealed under the server's key")
             owner.inbound(phone_number(), body)
