@@ -25,7 +25,7 @@ class Database:
 
     url: str
     schema: str = "public"
-    pool_size: int = 10
+    pool_size: int = 10  # most connections of this process's shared pool
     _pools: dict[str, ConnectionPool] = field(default_factory=dict, compare=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, compare=False, repr=False)
 

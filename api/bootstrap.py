@@ -145,7 +145,7 @@ def start_database(settings: Settings) -> tuple[Database, EmbeddedPostgres | Non
     if url is None:
         embedded = EmbeddedPostgres(settings.data_dir / "postgres")
         url = embedded.start()
-    database = Database(url, settings.db_schema)
+    database = Database(url, settings.db_schema, pool_size=2 * settings.pool_size)
     database.ensure_schema()
     return database, embedded
 
@@ -165,7 +165,8 @@ def bootstrap(settings: Settings, *, database: Database | None = None) -> Hub:
     if database is None:
         database, embedded = start_database(settings)
     keyring = load_keyring(settings.kek, settings.resolved_kek_file, settings.previous_keks)
-    vault = KeyVault(database, keyring, cache_seconds=settings.key_cache_seconds).start()
+    vault = KeyVault(database, keyring, cache_seconds=settings.key_cache_seconds,
+                     pool_size=settings.pool_size).start()
     handles = HandleIndex(vault)
     handles.setup()
     tokens = TokenStore(database)

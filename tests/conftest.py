@@ -11,6 +11,14 @@ from adapters.embedded_postgres import EmbeddedPostgres
 from adapters.kek import encode_kek, generate_kek
 from adapters.postgres import Database
 from api.settings import Settings
+from tests.processes import stop_started_workers
+
+
+@pytest.fixture(autouse=True)
+def _stop_leftover_workers():
+    """Workers a test started (tests/processes.py) are stopped when it ends, however it ended."""
+    yield
+    stop_started_workers()
 
 
 @pytest.fixture(scope="session")

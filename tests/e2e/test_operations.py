@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 from typing import Iterator
 
@@ -18,7 +15,8 @@ import pytest
 from adapters.kek import encode_kek, generate_kek
 from adapters.postgres import Database
 from tests.e2e.api_support import AgentSocket, assert_problem, demo_credentials, demo_login, phone_number, unique, wait_for
-from tests.e2e.conftest import ROOT, Server, start_server, stop_server
+from tests.e2e.conftest import Server, start_server, stop_server
+from tests.processes import start_worker
 
 
 def scrape(server: Server, **headers: str) -> str:
@@ -86,29 +84,21 @@ def test_log_lines_are_json_and_carry_the_callers_request_id(demo_server):
     assert entry["level"] == "info" and entry["timestamp"]
 
 
-def run_worker(data_dir: Path, env: dict[str, str]) -> subprocess.Popen:
-    with open(data_dir / "worker.log", "w") as log:
-        return subprocess.Popen([sys.executable, "-m", "api.cli", "worker"], cwd=ROOT, stdout=log,
-                                stderr=subprocess.STDOUT, env={**os.environ, **env, "COMMHUB_DATA_DIR": str(data_dir)})
-
-
 @pytest.fixture
 def api_and_worker(tmp_path: Path, fresh_database: Database, session_kek: str) -> Iterator[tuple[Server, Path]]:
     env = {"DATABASE_URL": fresh_database.url, "COMMHUB_DB_SCHEMA": fresh_database.schema,
            "COMMHUB_KEK": session_kek}
     server = start_server(tmp_path, env, "--demo", "--no-workers")
-    worker = run_worker(tmp_path, env)
+    worker = start_worker(tmp_path, env, wait=False)
     credentials = demo_credentials(server)
     # the staff directory login reads is a projection: it exists once the worker has caught up
     wait_for(lambda: httpx.post(f"{server.url}/api/v1/auth/login", timeout=10, json={
         "workspace": credentials["workspace_slug"], "email": credentials["email"],
         "password": credentials["password"]}).status_code == 200, timeout=60, what="the worker to catch up")
     yield server, tmp_path
-    worker.send_signal(signal.SIGTERM)
     try:
-        assert worker.wait(timeout=30) == 0, (tmp_path / "worker.log").read_text()[-2000:]
+        assert worker.stop() == 0, worker.log()[-2000:]
     finally:
-        worker.kill()
         stop_server(server)
 
 

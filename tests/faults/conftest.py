@@ -4,15 +4,9 @@ with a full rebuild."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -22,9 +16,10 @@ import psycopg
 import pytest
 
 from adapters.postgres import Database
-from tests.e2e.api_support import Api, demo_login, wait_for
-from tests.e2e.conftest import ROOT, Server
+from tests.e2e.api_support import Api, demo_login
+from tests.e2e.conftest import Server
 from tests.fake_twilio import FakeTwilio, signature
+from tests.processes import WorkerProcess, start_worker  # noqa: F401  (the fault tests import them from here)
 
 PUBLIC = "https://hub.example.test"  # the hub's public URL: Twilio signs for it, the fake posts to the real one
 
@@ -41,49 +36,6 @@ def fake() -> Iterator[FakeTwilio]:
     twilio = FakeTwilio(hang_seconds=2).start()
     yield twilio
     twilio.stop()
-
-
-# Worker processes -------------------------------------------------------------------------------------------
-
-
-@dataclass
-class WorkerProcess:
-    """One ``commhub worker`` process (projections, outbox, reminders), logging to a file."""
-
-    process: subprocess.Popen[bytes]
-    log_path: Path
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def running(self) -> bool:
-        return "commhub worker running" in self.log()
-
-    def kill(self) -> None:
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-
-def start_worker(data_dir: Path, env: dict[str, str], *, wait: bool = True) -> WorkerProcess:
-    data_dir.mkdir(parents=True, exist_ok=True)
-    log_path = data_dir / f"worker-{uuid.uuid4().hex[:6]}.log"
-    environment = {**os.environ, **env, "COMMHUB_DATA_DIR": str(data_dir), "COLUMNS": "200"}
-    with open(log_path, "w") as log:
-        process = subprocess.Popen([sys.executable, "-m", "api.cli", "worker"], cwd=ROOT, env=environment,
-                                   stdout=log, stderr=subprocess.STDOUT)
-    worker = WorkerProcess(process, log_path)
-    if wait:
-        wait_for(lambda: worker.running() or process.poll() is not None, timeout=60, what="the worker to start")
-        assert process.poll() is None, f"the worker exited:\n{worker.log()}"
-    return worker
 
 
 def settled(database: Database) -> bool:
