@@ -206,9 +206,10 @@ def create_app(
     app.add_middleware(SecurityHeaders)
     app.add_middleware(RequestContext, metrics=metrics)  # outermost: times and tags everything inside
 
-    for module in (auth, contacts, conversations, settings_routes, sandbox, agent_socket, appointments,
-                   reminder_policies, calendar, fhir_writeback, email, unsubscribe, sms_settings, twilio, replay,
-                   minors, privacy, audit, widget_admin, widget_socket, meta, meta_accounts, social,
+    # Routes are matched in order, one by one: the inbound paths (providers' webhooks, the sandbox) come first.
+    for module in (twilio, meta, email, sandbox, auth, contacts, conversations, settings_routes, agent_socket,
+                   appointments, reminder_policies, calendar, fhir_writeback, unsubscribe, sms_settings, replay,
+                   minors, privacy, audit, widget_admin, widget_socket, meta_accounts, social,
                    api_key_routes, webhook_routes):
         app.include_router(module.router)
     app.include_router(caldav_routes.router)

@@ -183,9 +183,11 @@ def bootstrap(settings: Settings, *, database: Database | None = None) -> Hub:
             lock.execute("SELECT pg_advisory_unlock(7261003)")
     email = wire_email(settings, app, database, vault)
     meta = wire_meta(settings, app, handles)
-    views = [Staff(), Directory(), Consents(), Inbox(), Messages(), Timeline(), Outbox(),
-             Handles(handles.digest, HANDLES_SQL), Appointments(), Reminders(), email.view, *privacy_views(),
-             WidgetVisitors(WIDGET_SQL), FhirWriteBacks(), CaldavPushes(), meta.view, ApiKeys(), Webhooks()]
+    outbox_view, reminders_view, writebacks_view, caldav_view, webhooks_view = (
+        Outbox(), Reminders(), FhirWriteBacks(), CaldavPushes(), Webhooks())
+    views = [Staff(), Directory(), Consents(), Inbox(), Messages(), Timeline(), outbox_view,
+             Handles(handles.digest, HANDLES_SQL), Appointments(), reminders_view, email.view, *privacy_views(),
+             WidgetVisitors(WIDGET_SQL), writebacks_view, caldav_view, meta.view, ApiKeys(), webhooks_view]
     runner = ProjectionRunner(app, database, views)
     runner.setup()
     tokens.setup()
@@ -206,12 +208,15 @@ def bootstrap(settings: Settings, *, database: Database | None = None) -> Hub:
                           base_delay=settings.caldav.base_delay, timeout=settings.caldav.timeout,
                           poll_seconds=settings.reminder_poll_seconds)
 
-    def advanced(position: int) -> None:
-        outbox.wake(position)
-        reminders.wake(position)
-        writeback.wake(position)
-        webhooks.wake(position)
-        caldav.wake(position)
+    # Each worker's rows are written by one projection: a batch of events that projection ignores
+    # gave it nothing to do, so it is not woken (under inbound load, five idle claims per batch).
+    interests = [(outbox, outbox_view), (reminders, reminders_view), (writeback, writebacks_view),
+                 (webhooks, webhooks_view), (caldav, caldav_view)]
+
+    def advanced(position: int, kinds: frozenset[type]) -> None:
+        for worker, view in interests:
+            if not kinds.isdisjoint(view.handlers):
+                worker.wake(position)
 
     runner.on_advance = advanced
     feeds = CalendarFeeds(database)

@@ -241,18 +241,20 @@ class LiveFeed:
         if key in self._subscribers and self._loop is not None:
             self._loop.call_soon_threadsafe(self._dispatch, key, update)
 
-    def _stale(self, notify: Any) -> bool:
-        """Whether a NOTIFY of the projections says the read models moved past what was published
-        (and this process's runner did not hand that batch over itself)."""
+    def _stale(self, notify: Any) -> int | None:
+        """What a NOTIFY of the projections says: the floor the read models reached, when this feed
+        has not published up to it (and this process's runner did not hand that batch over itself);
+        0 when there is nothing new; None when the payload says nothing (read the floor instead)."""
         try:
             floor = int(notify.payload)
         except ValueError:
-            return True
+            return None
         if floor <= self.position:
-            return False
+            return 0
         if self.runner is not None and notify.pid in self.runner.backend_pids:
-            return not self.wait_for(floor, HANDOFF_WAIT)  # its commit is announced before the handover
-        return True
+            if self.wait_for(floor, HANDOFF_WAIT):  # its commit is announced before the handover
+                return 0
+        return floor
 
     def _run(self) -> None:
         backoff = 0.2
@@ -265,24 +267,31 @@ class LiveFeed:
                     self.connected.set()
                     backoff = 0.2
                     check = True  # read the floor on (re)connecting: announcements may have been missed
+                    announced = 0  # the highest floor a NOTIFY gave since the last read: no query needed
                     while not self._stopping.is_set():
                         if check:
                             check = False
-                            floor = projected_floor(listener)
+                            floor = announced or projected_floor(listener)
+                            announced = 0
                             if floor > self.position:
                                 page = self.app.recorder.select_notifications(
                                     start=self.position + 1, limit=500, stop=floor)
                                 if page:
                                     self._publish(page)
-                                    check = True
+                                    if self.position < floor:  # a full page: the rest up to the floor next
+                                        check, announced = True, floor
                                     continue
                         quiet = True
                         for notify in listener.notifies(timeout=0.5, stop_after=1):
                             quiet = False
                             if notify.channel == self.typing_channel:
                                 self._relay_typing(notify.payload)
-                            elif notify.channel == projected and self._stale(notify):
-                                check = True
+                            elif notify.channel == projected:
+                                floor = self._stale(notify)
+                                if floor is None:
+                                    check = True
+                                elif floor:
+                                    check, announced = True, max(announced, floor)
                         check = check or quiet  # nothing for a while: look anyway
             except Exception as error:  # reconnect after a database restart; what was missed is read on return
                 log.warning("live feed lost the database (%s); reconnecting in %.1fs", type(error).__name__, backoff)

@@ -143,18 +143,22 @@ class Reminders(View):
         self._replan(conn, e.workspace_id, [row[0] for row in upcoming], e.timestamp)
 
     def reply(self, conn: Any, e: Conversation.MessageReceived, position: int) -> None:
-        """A message on a conversation that carried a reminder for an upcoming appointment."""
-        row = conn.execute(
-            "SELECT appointment_id FROM commhub_reminder_appointments WHERE contact_id = %s"
-            " AND reminded_conversation_id = %s AND status IN ('booked', 'confirmed') AND starts_at > %s"
-            " ORDER BY starts_at LIMIT 1", (e.contact_id, e.originator_id, e.timestamp)).fetchone()
+        """A message on a conversation that carried a reminder for an upcoming appointment.
+
+        One statement that reads nothing back: the runner sends a batch's statements without
+        waiting for each answer (pipeline mode), and a read here would wait once per message."""
         body = clear(e.body)
-        verdict = classify(body) if row is not None and isinstance(body, str) else None
-        if verdict is not None:
-            conn.execute(
-                "INSERT INTO commhub_reminder_replies (message_id, workspace_id, contact_id, appointment_id,"
-                " conversation_id, verdict, due_at) VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-                (e.message_id, e.workspace_id, e.contact_id, row[0], e.originator_id, verdict.value, e.timestamp))
+        verdict = classify(body) if isinstance(body, str) else None
+        if verdict is None:
+            return
+        conn.execute(
+            "INSERT INTO commhub_reminder_replies (message_id, workspace_id, contact_id, appointment_id,"
+            " conversation_id, verdict, due_at)"
+            " SELECT %s, %s, %s, appointment_id, %s, %s, %s FROM commhub_reminder_appointments"
+            " WHERE contact_id = %s AND reminded_conversation_id = %s AND status IN ('booked', 'confirmed')"
+            " AND starts_at > %s ORDER BY starts_at LIMIT 1 ON CONFLICT DO NOTHING",
+            (e.message_id, e.workspace_id, e.contact_id, e.originator_id, verdict.value, e.timestamp,
+             e.contact_id, e.originator_id, e.timestamp))
 
     def erased(self, conn: Any, e: Contact.Erased, position: int) -> None:
         subjects = list(e.subject_ids)

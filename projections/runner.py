@@ -142,7 +142,7 @@ class ProjectionRunner:
     def __init__(
         self, app: CommHub, database: Database, projections: Sequence[Projection], *, batch_size: int = 500,
         batch_interval: float = 0.01,
-        on_advance: Callable[[int], None] | None = None,
+        on_advance: Callable[[int, frozenset[type]], None] | None = None,
         on_applied: Callable[[int, list[tuple[int, Any]]], None] | None = None,
     ) -> None:
         self.app = app
@@ -203,7 +203,7 @@ class ProjectionRunner:
         if batch.events and self.on_applied is not None and batch.floor_before == batch.start \
                 and batch.floor_after == batch.events[-1][0]:
             self.on_applied(batch.start, batch.events)  # every read model now includes these events
-        self._advance(batch.reached)
+        self._advance(batch.reached, frozenset(type(event) for _, event in batch.events))
         return len(batch.events)
 
     def _batch(self, chosen: list[str], *, careful: bool) -> Batch:
@@ -357,10 +357,11 @@ class ProjectionRunner:
         """The position every projection of this runner has applied."""
         return self.reached.position
 
-    def _advance(self, position: int) -> None:
+    def _advance(self, position: int, kinds: frozenset[type]) -> None:
+        """The read models reached ``position``; ``kinds``: the classes of the events just applied."""
         self.reached.advance(position)
         if self.on_advance is not None:
-            self.on_advance(position)
+            self.on_advance(position, kinds)
 
     def _run(self) -> None:
         backoff = 0.2
