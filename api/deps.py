@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Annotated, Any, Callable, Iterator
+from typing import Annotated, Any, Callable, Iterator, TypeVar
+
+import anyio
+import anyio.to_thread
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -17,6 +20,7 @@ from domain.application import last_position
 from projections.api_keys import KEY_PREFIX
 
 bearer = HTTPBearer(auto_error=False)
+T = TypeVar("T")
 
 # What each role may do. Owners may do everything.
 PERMISSIONS: dict[str, frozenset[str]] = {
@@ -25,6 +29,21 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "agent": frozenset({"inbox", "contacts"}),
     "compliance": frozenset({"privacy", "audit"}),
 }
+
+
+_outbound: list[anyio.CapacityLimiter] = []
+
+
+async def outbound_call(work: Callable[[], T]) -> T:
+    """Run a route's blocking work that waits on another server (a calendar being checked) in a
+    thread pool of its own: the request threads are few (``COMMHUB_REQUEST_THREADS``, 4) because
+    every running thread contends for the GIL, and a slow remote server must not hold them."""
+    if not _outbound:
+        _outbound.append(anyio.CapacityLimiter(OUTBOUND_THREADS))
+    return await anyio.to_thread.run_sync(work, limiter=_outbound[0])
+
+
+OUTBOUND_THREADS = 8
 
 
 def now() -> datetime:

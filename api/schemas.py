@@ -150,15 +150,6 @@ class SandboxInbound(Body):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
-class SandboxReceived(BaseModel):
-    """What ``POST /api/v1/sandbox/inbound`` answers (ids only)."""
-
-    contact_id: UUID
-    conversation_id: UUID
-    message_id: UUID
-    duplicate: bool
-
-
 class ContactSearch(Body):
     """Search terms are personal data, so they travel in a body, never in a URL."""
 

@@ -36,7 +36,7 @@ class Settings:
     port: int = 8000
     log_level: str = "info"
     pool_size: int = 5
-    request_threads: int = 12
+    request_threads: int = 4
     log_format: str = "json"
     workers: str = "process"  # process: a child `commhub worker`; on: in this process; off: none
     ready_max_lag: int = 10_000
@@ -106,7 +106,7 @@ class Settings:
             port=int(_number(env, "COMMHUB_PORT", 8000)),
             log_level=env.get("COMMHUB_LOG_LEVEL", "info").lower(),
             pool_size=int(_number(env, "COMMHUB_DB_POOL_SIZE", 5)),
-            request_threads=max(1, int(_number(env, "COMMHUB_REQUEST_THREADS", 12))),
+            request_threads=max(1, int(_number(env, "COMMHUB_REQUEST_THREADS", 4))),
             log_format=_choice(env, "COMMHUB_LOG_FORMAT", ("json", "text"), "json"),
             workers=_choice(env, "COMMHUB_WORKERS", WORKER_MODES, "process"),
             ready_max_lag=int(_number(env, "COMMHUB_READY_MAX_LAG", 10_000)),

@@ -24,7 +24,7 @@ from adapters.caldav_store import (
 )
 from adapters.tokens import Principal
 from api.bootstrap import Hub
-from api.deps import Contacts, HubDep, Settings_, now
+from api.deps import Contacts, HubDep, Settings_, now, outbound_call
 from api.present import plain
 from api.problems import problem
 from api.schemas import Body
@@ -64,11 +64,16 @@ def _shown(connection: Connection) -> dict[str, Any]:
 
 
 @router.put("/caldav/connections/{staff_id}", response_model=None)
-def connect(staff_id: UUID, body: CalendarConnection, principal: Contacts, hub: HubDep) -> dict[str, Any] | JSONResponse:
+async def connect(staff_id: UUID, body: CalendarConnection, principal: Contacts,
+                  hub: HubDep) -> dict[str, Any] | JSONResponse:
     """Connect (or replace) a staff member's calendar. The collection is checked first (PROPFIND): it
     must answer, accept the login and be a calendar, else 422 with ``code`` ``caldav_unreachable``,
     ``caldav_unauthorised``, ``caldav_not_found`` or ``caldav_not_a_calendar``. Then their upcoming
     appointments are pushed to it, and every later change."""
+    return await outbound_call(lambda: _connect(staff_id, body, principal, hub))
+
+
+def _connect(staff_id: UUID, body: CalendarConnection, principal: Principal, hub: Hub) -> dict[str, Any] | JSONResponse:
     _managed(hub, principal, staff_id)
     settings = hub.settings.caldav
     try:
