@@ -10,7 +10,7 @@ from typing import Any, Literal
 from uuid import UUID
 
 import httpx
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
@@ -64,13 +64,13 @@ def _shown(connection: Connection) -> dict[str, Any]:
 
 
 @router.put("/caldav/connections/{staff_id}", response_model=None)
-async def connect(staff_id: UUID, body: CalendarConnection, principal: Contacts,
+async def connect(request: Request, staff_id: UUID, body: CalendarConnection, principal: Contacts,
                   hub: HubDep) -> dict[str, Any] | JSONResponse:
     """Connect (or replace) a staff member's calendar. The collection is checked first (PROPFIND): it
     must answer, accept the login and be a calendar, else 422 with ``code`` ``caldav_unreachable``,
     ``caldav_unauthorised``, ``caldav_not_found`` or ``caldav_not_a_calendar``. Then their upcoming
     appointments are pushed to it, and every later change."""
-    return await outbound_call(lambda: _connect(staff_id, body, principal, hub))
+    return await outbound_call(request, lambda: _connect(staff_id, body, principal, hub))
 
 
 def _connect(staff_id: UUID, body: CalendarConnection, principal: Principal, hub: Hub) -> dict[str, Any] | JSONResponse:
