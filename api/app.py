@@ -21,6 +21,7 @@ from api import logs, problems
 from api.bootstrap import Hub, bootstrap
 from api.live import LiveFeed
 from api.audit_trail import AuditMiddleware
+from api.deps import OUTBOUND_THREADS
 from api.read_your_writes import ReadYourWrites
 from api.runtime import freeze_start_up_heap
 from api.worker_process import WorkerProcess
@@ -160,9 +161,11 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         hub = bootstrap(config)
-        # Sync routes run in this many threads (anyio's default is 40): fewer threads contend less
-        # for the GIL with the projection runner, which every read-your-writes wait depends on.
+        # Sync routes run in this many threads (anyio's default is 40): every running thread contends
+        # for the GIL with the event loop and the live feed (docs/decisions.md, 29). Work that waits
+        # on another server has a pool of its own (api/deps.py:outbound_call).
         anyio.to_thread.current_default_thread_limiter().total_tokens = config.request_threads
+        app.state.outbound_limiter = anyio.CapacityLimiter(OUTBOUND_THREADS)
         worker = None
         if config.workers == "on":
             hub.start_workers()

@@ -31,17 +31,14 @@ PERMISSIONS: dict[str, frozenset[str]] = {
 }
 
 
-OUTBOUND_THREADS = 8
+OUTBOUND_THREADS = 8  # the pool ``create_app`` makes for ``outbound_call``
 
 
 async def outbound_call(request: Request, work: Callable[[], T]) -> T:
     """Run a route's blocking work that waits on another server (a calendar being checked) in a
     thread pool of its own: the request threads are few (``COMMHUB_REQUEST_THREADS``, 4) because
     every running thread contends for the GIL, and a slow remote server must not hold them."""
-    state = request.app.state
-    if getattr(state, "outbound_limiter", None) is None:  # made in the app's own event loop
-        state.outbound_limiter = anyio.CapacityLimiter(OUTBOUND_THREADS)
-    return await anyio.to_thread.run_sync(work, limiter=state.outbound_limiter)
+    return await anyio.to_thread.run_sync(work, limiter=request.app.state.outbound_limiter)
 
 
 def now() -> datetime:

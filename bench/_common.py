@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import json as _json
 import os
 import sys
 import uuid
@@ -104,6 +103,9 @@ class Findings:
                                                 "samples": self.samples, "curves": self.curves}))
 
 
+_dumps = json.dumps  # LeanClient.post's `json` argument (named as httpx names it) hides the module
+
+
 @dataclass
 class Reply:
     status_code: int
@@ -152,7 +154,7 @@ class LeanClient:
         return await self.request("GET", path)
 
     async def post(self, path: str, json: Any = None) -> Reply:
-        return await self.request("POST", path, _json.dumps(json).encode())
+        return await self.request("POST", path, _dumps(json).encode())
 
     async def request(self, method: str, path: str, body: bytes | None = None) -> Reply:
         for attempt in range(2):

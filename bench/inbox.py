@@ -75,7 +75,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import hashlib
 import json
 import os
@@ -103,6 +102,7 @@ from adapters.kek import encode_kek, generate_kek
 from adapters.postgres import Database
 from api.bootstrap import bootstrap
 from api.settings import Settings
+from api.runtime import freeze_start_up_heap
 from bench._common import Findings, LeanClient, console, fresh_schema, ms, percentile, ratio, server_url, server_version
 from projections.queries import encode_cursor, list_inbox, list_messages
 
@@ -964,8 +964,7 @@ async def measure_live(server: Any, database: Database, login: dict[str, Any], a
                     clients, socket, server, database, rate=args.rate, duration=args.warm_up, workers=args.workers,
                     senders=max(1, round(args.senders * args.warm_up / args.duration)), block=7, drain=args.drain,
                     progress=progress)
-            gc.collect()
-            gc.freeze()  # this client's own full collections would otherwise show up as latency
+            freeze_start_up_heap()  # this client's own full collections would otherwise show up as latency
             main = await inbound_run(clients, socket, server, database, rate=args.rate, duration=args.duration,
                                      workers=args.workers, senders=args.senders, block=1, drain=args.drain,
                                      earlier=result.warm_up,
@@ -1033,6 +1032,7 @@ def run_live(args: argparse.Namespace, url: str, tmp: Path, progress: Progress) 
                "COMMHUB_LOG_LEVEL": "warning"}
         started = time.perf_counter()
         env["COMMHUB_WORKERS"] = args.server_workers or ""  # empty: the server's default
+        env["COMMHUB_DB_POOL_SIZE"] = ""  # the server's default too (the test servers' start_server sets 2)
         server = start_server(data_dir, env, "--demo", timeout=120)
         stack.callback(stop_server, server)
         startup = time.perf_counter() - started

@@ -41,8 +41,8 @@ def start_server(data_dir: Path, env: dict[str, str], *args: str, timeout: float
     # One process per server unless a test asks otherwise: a child worker per server would cost the
     # suite a process start each time; test_worker_process.py covers the default (a worker process).
     # Two connections per pool: several test servers share one PostgreSQL (100 connections) at a time.
-    environment = {**os.environ, "COMMHUB_WORKERS": "on", "COMMHUB_DB_POOL_SIZE": "2", **env, "COMMHUB_DATA_DIR": str(data_dir),
-                   "COMMHUB_PORT": str(port)}
+    environment = {**os.environ, "COMMHUB_WORKERS": "on", "COMMHUB_DB_POOL_SIZE": "2", **env,
+                   "COMMHUB_DATA_DIR": str(data_dir), "COMMHUB_PORT": str(port)}
     with open(log_path, "w") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "api.cli", "serve", *args], cwd=ROOT, env=environment,

@@ -147,5 +147,3 @@ def test_entries_recorded_from_the_event_loop_and_from_threads_form_one_chain(hu
         heads = conn.execute("SELECT version FROM commhub_audit_heads WHERE workspace_id = %s",
                              (workspace_id,)).fetchone()
     assert heads[0] == 50
-
-
