@@ -12,7 +12,7 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool
 
-from adapters.event_store import RECORDER_TOPIC
+from adapters.event_store import FACTORY_TOPIC
 
 
 # Long-lived LISTEN connections must notice a dead peer instead of waiting silently forever.
@@ -79,8 +79,7 @@ class Database:
         """The POSTGRES_* settings eventsourcing's PostgresFactory expects."""
         params = self.params
         return {
-            "PERSISTENCE_MODULE": "eventsourcing.postgres",
-            "APPLICATION_RECORDER_TOPIC": RECORDER_TOPIC,  # appends hold the log's lock only inside PostgreSQL
+            "PERSISTENCE_MODULE": FACTORY_TOPIC,  # eventsourcing.postgres with our recorders (adapters/event_store.py)
             "POSTGRES_DBNAME": str(params.get("dbname", "postgres")),
             "POSTGRES_HOST": str(params.get("host", "127.0.0.1")),
             "POSTGRES_PORT": str(params.get("port", "5432")),

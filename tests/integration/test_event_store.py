@@ -10,7 +10,7 @@ import pytest
 from eventsourcing.persistence import IntegrityError, StoredEvent
 from psycopg import sql
 
-from adapters.event_store import LockedAppendRecorder
+from adapters.event_store import LockedAppendRecorder, SnapshotRecorder
 from api.bootstrap import bootstrap
 
 TOPIC = "tests.integration.test_event_store:Probe"
@@ -108,3 +108,44 @@ def test_concurrent_appends_reach_a_reader_tailing_by_id_exactly_once(store):
     reader.join(timeout=30)
     assert len(appended) == 8 * (14 * 1 + 13 * 2 + 13 * 3)
     assert seen == sorted(appended)  # every id, once, in order: none committed behind the reader
+
+
+def test_every_shape_of_event_read_returns_what_eventsourcing_would(store):
+    """The recorder renders each shape of ``select_events`` once; each must filter and order as asked."""
+    recorder = store.app.recorder
+    stream = events(5)
+    other = events(2)
+    recorder.insert_events(stream + other)
+    originator = stream[0].originator_id
+
+    def versions(**kwargs) -> list[int]:
+        return [e.originator_version for e in recorder.select_events(originator, **kwargs)]
+
+    assert versions() == [1, 2, 3, 4, 5]
+    assert versions(gt=2) == [3, 4, 5]
+    assert versions(lte=3) == [1, 2, 3]
+    assert versions(gt=1, lte=4) == [2, 3, 4]
+    assert versions(desc=True, limit=1) == [5]
+    assert versions(gt=1, lte=4, desc=True, limit=2) == [4, 3]
+    assert versions(limit=2) == [1, 2]
+    assert versions(gt=5) == []
+    assert recorder.select_events(originator)[2].state == b"{}"
+    assert recorder.select_events(originator)[2].topic == TOPIC
+
+
+def test_every_shape_of_notification_read_returns_the_right_page(store):
+    recorder = store.app.recorder
+    ids = list(recorder.insert_events(events(4)))
+    assert [n.id for n in recorder.select_notifications(start=ids[1], limit=10)] == ids[1:]
+    assert [n.id for n in recorder.select_notifications(start=ids[1], limit=10, inclusive_of_start=False)] == ids[2:]
+    assert [n.id for n in recorder.select_notifications(start=ids[0], limit=10, stop=ids[2])] == ids[:3]
+    assert [n.id for n in recorder.select_notifications(start=ids[0], limit=2)] == ids[:2]
+    assert [n.id for n in recorder.select_notifications(start=None, limit=10, stop=ids[0])][-1] == ids[0]
+    assert [n.id for n in recorder.select_notifications(start=ids[0], limit=10, topics=[TOPIC])] == ids
+    assert recorder.select_notifications(start=ids[0], limit=10, topics=["no.such:Topic"]) == []
+    page = recorder.select_notifications(start=ids[0], limit=1)
+    assert page[0].originator_version == 1 and page[0].state == b"{}" and page[0].topic == TOPIC
+
+
+def test_snapshots_are_read_through_the_rendered_recorder_too(store):
+    assert isinstance(store.app.snapshots.recorder, SnapshotRecorder)
