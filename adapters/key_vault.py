@@ -88,6 +88,7 @@ class KeyVault:
         self._listening = threading.Event()
         self._stopping = threading.Event()
         self._listener: threading.Thread | None = None
+        self._watchers: list[Callable[[UUID | None], None]] = []
 
     # Lifecycle -----------------------------------------------------------------------------
 
@@ -215,11 +216,15 @@ class KeyVault:
                 (subject_id, workspace_id, request_id, now),
             )
             conn.execute("SELECT pg_notify(%s, %s)", (self.channel, str(subject_id)))
-        with self._lock:
-            self._generation += 1
-            self._cache[subject_id] = (_ERASED, float("inf"))
+        self._evict(subject_id)  # at once here; other processes when the notification reaches them
         log.info("data key shredded", extra={"subject_id": str(subject_id), "request_id": str(request_id)})
         return bool(deleted)
+
+    def watch(self, forget: Callable[[UUID | None], None]) -> Callable[[], bool]:
+        """Call ``forget`` on every eviction: a shred here or in another process (its subject), or
+        the listener losing or regaining its connection (``None``: whatever was shredded meanwhile)."""
+        self._watchers.append(forget)
+        return self._listening.is_set
 
     def index_key(self, workspace_id: UUID) -> bytes:
         """The workspace's key for blind indexes (HMAC of phone numbers and emails), created on first use."""
@@ -339,6 +344,8 @@ class KeyVault:
                 self._cache.clear()
             else:
                 self._cache[subject_id] = (_ERASED, float("inf"))
+        for forget in self._watchers:
+            forget(subject_id)
 
     def _listen(self) -> None:
         while not self._stopping.is_set():

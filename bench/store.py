@@ -389,6 +389,9 @@ class TimedShredder:
     def is_erased(self, subject_id: UUID) -> bool:
         return self.inner.is_erased(subject_id)
 
+    def watch(self, forget: Callable[[UUID | None], None]) -> Callable[[], bool]:
+        return self.inner.watch(forget)
+
 
 @dataclass
 class ErasureResult:

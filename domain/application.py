@@ -32,6 +32,7 @@ from domain.integrations import IntegrationCommands
 from domain.minors import MinorsCommands, check_date_of_birth
 from domain.ports import ContactHandles, KeyShredder
 from domain.privacy import PrivacyCommands
+from domain.recent import RecentConversations
 from domain.sms import COMPLIANCE, SmsCommands, compliance_decision
 from domain.social_commands import SocialCommands
 from domain.voice import VoiceCommands
@@ -83,6 +84,9 @@ class CommHub(WidgetCommands, MinorsCommands, AppointmentCommands, EmailCommands
         self.shredder = shredder
         self.handles = handles
         self.owners = Owners()
+        self.recent = RecentConversations()  # see domain/recent.py: only for commands that always append
+        if shredder is not None:
+            self.recent.live = shredder.watch(self.recent.forget)
         super().__init__(env)
 
     def save(self, *objs: Any, **kwargs: Any) -> Any:
@@ -330,7 +334,7 @@ class CommHub(WidgetCommands, MinorsCommands, AppointmentCommands, EmailCommands
         identifiers.channel(channel)
         message_id = message_id or uuid4()
         def attempt() -> tuple[UUID, UUID, bool]:
-            conversation = self._conversation_for(workspace_id, contact_id, channel, thread, now)
+            conversation, loan = self._inbound_conversation(workspace_id, contact_id, channel, thread, now)
             conversation.receive(message_id, body, list(attachments or []), provider_message_id, now)
             pending: list[Any] = [conversation]
             if provider_message_id:
@@ -340,6 +344,7 @@ class CommHub(WidgetCommands, MinorsCommands, AppointmentCommands, EmailCommands
                 ))
             try:
                 self.save(*pending)
+                self.recent.keep(conversation, loan)
             except IntegrityError:  # a retried delivery (the receipt exists), or a concurrent append
                 if provider_message_id:
                     receipt = self._get(InboundReceipt.id_for(workspace_id, channel, provider_message_id),
@@ -425,6 +430,16 @@ class CommHub(WidgetCommands, MinorsCommands, AppointmentCommands, EmailCommands
         if existing is not None:
             return existing
         return Conversation.start(workspace_id=workspace_id, contact_id=contact_id, channel=channel, thread=thread, now=now)
+
+    def _inbound_conversation(self, workspace_id: UUID, contact_id: UUID, channel: str, thread: str,
+                              now: datetime) -> tuple[Conversation, int]:
+        """The conversation for a command that always appends to it (an inbound message), from the
+        copy this process saved last when there is one (domain/recent.py); save it, then hand it
+        back with ``self.recent.keep(conversation, loan)``."""
+        kept, loan = self.recent.take(conversation_id_for(contact_id, channel, thread))
+        if kept is not None and kept.workspace_id == workspace_id:
+            return kept, loan
+        return self._conversation_for(workspace_id, contact_id, channel, thread, now), loan
 
     def _conversation_change(self, workspace_id: UUID, conversation_id: UUID, command: Callable[[Conversation], Any]) -> Any:
         def attempt() -> Any:

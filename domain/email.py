@@ -126,6 +126,8 @@ class EmailCommands:
     save: Any
     _retrying: Any
     _conversation_for: Any
+    _inbound_conversation: Any
+    recent: Any
     get_contact: Any
     get_conversation: Any
     get_workspace: Any
@@ -169,7 +171,7 @@ class EmailCommands:
             receipt = self.inbound_receipt(workspace_id, provider_message_id)
             if receipt is not None:
                 return receipt.conversation_id, receipt.message_id, False
-            conversation = self._conversation_for(workspace_id, contact_id, channel, thread, now)
+            conversation, loan = self._inbound_conversation(workspace_id, contact_id, channel, thread, now)
             conversation.receive(message_id, body, attachments, provider_message_id, now)
             conversation.trigger_event(
                 EmailReceived, workspace_id=workspace_id, contact_id=contact_id, message_id=message_id,
@@ -181,6 +183,7 @@ class EmailCommands:
                 message_id=message_id, conversation_id=conversation.id, now=now,
             )
             self.save(conversation, receipt)
+            self.recent.keep(conversation, loan)
             return conversation.id, message_id, True
 
         return self._retrying(attempt)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Protocol
+from typing import Callable, Protocol
 from uuid import UUID
 
 
@@ -15,6 +15,12 @@ class KeyShredder(Protocol):
         ...
 
     def is_erased(self, subject_id: UUID) -> bool: ...
+
+    def watch(self, forget: Callable[[UUID | None], None]) -> Callable[[], bool]:
+        """Have ``forget(subject)`` called whenever a subject's key is shredded, in any process
+        (``forget(None)``: any subject may have been). Returns a check that is true while such
+        news is sure to arrive, for callers that keep personal data in memory."""
+        ...
 
 
 class ContactHandles(Protocol):

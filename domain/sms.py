@@ -107,6 +107,8 @@ class SmsCommands:
     _get: Any
     save: Any
     _conversation_for: Any
+    _inbound_conversation: Any
+    recent: Any
     get_contact: Any
     get_workspace: Any
     get_conversation: Any
@@ -232,7 +234,7 @@ class SmsCommands:
             contact = self.get_contact(workspace_id, contact_id)
             while contact.merged_into is not None:  # the handle still pointed at a merged duplicate
                 contact = self.get_contact(workspace_id, contact.merged_into)
-            conversation = self._conversation_for(workspace_id, contact.id, SMS, "default", now)
+            conversation, loan = self._inbound_conversation(workspace_id, contact.id, SMS, "default", now)
             if to_number and business_number(conversation) != to_number:
                 conversation.trigger_event(NumberUsed, workspace_id=workspace_id, contact_id=contact.id,
                                            number=to_number, timestamp=now)
@@ -246,6 +248,7 @@ class SmsCommands:
                 pending.append(contact)
             try:
                 self.save(*pending)
+                self.recent.keep(conversation, loan)
             except IntegrityError:  # a retried webhook (the receipt exists: nothing was saved), or a race
                 receipt = self._get(InboundReceipt.id_for(workspace_id, SMS, provider_message_id), InboundReceipt)
                 if receipt is not None:

@@ -105,6 +105,8 @@ class SocialCommands:
     _get: Any
     save: Any
     _conversation_for: Any
+    _inbound_conversation: Any
+    recent: Any
     get_contact: Any
     get_conversation: Any
     channel_decision: Any
@@ -202,8 +204,8 @@ class SocialCommands:
             contact = self.get_contact(workspace_id, contact_id)
             while contact.merged_into is not None:
                 contact = self.get_contact(workspace_id, contact.merged_into)
-            conversation = self._conversation_for(workspace_id, contact.id, SOCIAL, thread_for(platform, account_id),
-                                                  now)
+            conversation, loan = self._inbound_conversation(workspace_id, contact.id, SOCIAL,
+                                                            thread_for(platform, account_id), now)
             if readable(recipient(conversation)) != sender_id:
                 conversation.trigger_event(SocialAddressUsed, workspace_id=workspace_id, contact_id=contact.id,
                                            platform=platform.value, account_id=account_id, recipient_id=sender_id,
@@ -215,6 +217,7 @@ class SocialCommands:
                                             message_id=message_id, conversation_id=conversation.id, now=now)
             try:
                 self.save(conversation, receipt)
+                self.recent.keep(conversation, loan)
             except IntegrityError:  # a retried webhook (the receipt exists: nothing was saved), or a race
                 found = self._get(InboundReceipt.id_for(workspace_id, SOCIAL, receipt_key), InboundReceipt)
                 if found is not None:
