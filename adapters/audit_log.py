@@ -162,19 +162,20 @@ class AuditLog:
                 return
 
     def _append(self, workspace_id: UUID, batch: list[dict[str, Any]]) -> list[AuditEntry]:
-        """Chain the entries onto the stored last one and save them in one transaction."""
+        """Chain the entries onto the stored last one and append them in one transaction: the very
+        bytes that were hashed are what is stored (encoded once, not again by a save)."""
         stream = audit_stream_id(workspace_id)
         for _ in range(50):
             version, previous = self._last(stream)
-            entries = []
+            entries, stored = [], []
             for fields in batch:
                 version += 1
                 entry = AuditEntry(originator_id=stream, originator_version=version, previous_hash=previous, **fields)
-                stored = self.app.mapper.to_stored_event(entry)
-                previous = entry_hash(stream, version, stored.topic, stored.state)
+                stored.append(self.app.mapper.to_stored_event(entry))
+                previous = entry_hash(stream, version, stored[-1].topic, stored[-1].state)
                 entries.append(entry)
             try:
-                self.app.save(*entries)
+                self.app.recorder.insert_events(stored)
             except IntegrityError:
                 continue  # another process took these versions: chain onto its entries
             self._advance_head(workspace_id, version, previous)
