@@ -5,9 +5,10 @@ from __future__ import annotations
 import base64
 import binascii
 from typing import Any
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 from fastapi import APIRouter, HTTPException
+from starlette.concurrency import run_in_threadpool
 
 from adapters.identifiers import normalise_email, normalise_phone
 from api.deps import HubDep, Inbox, now, settle_answer
@@ -17,12 +18,13 @@ router = APIRouter(prefix="/api/v1/sandbox", tags=["sandbox"])
 
 
 @router.post("/inbound", status_code=201)
-def simulate_inbound(body: SandboxInbound, principal: Inbox, hub: HubDep) -> dict[str, Any]:
+async def simulate_inbound(body: SandboxInbound, principal: Inbox, hub: HubDep) -> dict[str, Any]:
     """Store a message as if ``from`` (a phone number or email) had sent it on ``channel``.
 
     Repeating a ``provider_message_id`` stores nothing new, as with a retried provider webhook.
     """
-    at = now()
+    # Async, with its blocking work in one worker-thread trip, like the providers' inbound routes:
+    # a sync route costs a second trip to validate its answer (docs/decisions.md, 30).
     if "@" in body.sender:
         kind, value = "email", normalise_email(body.sender)
     else:
@@ -31,18 +33,25 @@ def simulate_inbound(body: SandboxInbound, principal: Inbox, hub: HubDep) -> dic
         contents = [base64.b64decode(a.content_base64, validate=True) for a in body.attachments]
     except (binascii.Error, ValueError):
         raise HTTPException(422, "Attachment content is not valid base64") from None
-    contact_id = hub.app.find_or_create_contact(principal.workspace_id, kind=kind, value=value, name=body.name, now=at)
-    attachments = []
-    assert hub.privacy is not None
-    for upload, data in zip(body.attachments, contents):  # sealed under the contact's key, like email's
-        file_id = uuid4()
-        hub.privacy.files.put(file_id, principal.workspace_id, contact_id, upload.content_type, data)
-        attachments.append({"attachment_id": str(file_id), "filename": upload.filename,
-                            "content_type": upload.content_type, "size": len(data)})
-    conversation_id, message_id, new = hub.app.receive_message(
-        workspace_id=principal.workspace_id, contact_id=contact_id, channel=body.channel, body=body.body, now=at,
-        provider_message_id=body.provider_message_id, attachments=attachments,
-    )
-    settle_answer(hub)
+    workspace_id = principal.workspace_id
+
+    def store() -> tuple[UUID, UUID, UUID, bool]:
+        at = now()
+        contact_id = hub.app.find_or_create_contact(workspace_id, kind=kind, value=value, name=body.name, now=at)
+        attachments = []
+        assert hub.privacy is not None
+        for upload, data in zip(body.attachments, contents):  # sealed under the contact's key, like email's
+            file_id = uuid4()
+            hub.privacy.files.put(file_id, workspace_id, contact_id, upload.content_type, data)
+            attachments.append({"attachment_id": str(file_id), "filename": upload.filename,
+                                "content_type": upload.content_type, "size": len(data)})
+        conversation_id, message_id, new = hub.app.receive_message(
+            workspace_id=workspace_id, contact_id=contact_id, channel=body.channel, body=body.body, now=at,
+            provider_message_id=body.provider_message_id, attachments=attachments,
+        )
+        settle_answer(hub)
+        return contact_id, conversation_id, message_id, new
+
+    contact_id, conversation_id, message_id, new = await run_in_threadpool(store)
     return {"contact_id": str(contact_id), "conversation_id": str(conversation_id), "message_id": str(message_id),
             "duplicate": not new}
