@@ -3,7 +3,8 @@
 An entry's hash is SHA-256 over its stored form (stream id, version, topic and the stored state
 bytes, which include the previous entry's hash). Hashing what is stored, not what it decodes to,
 keeps the chain verifiable whatever happens to keys later. ``commhub_audit_heads`` remembers the
-last hash of each chain, so cutting entries off the end is detected too.
+last hash of each chain, moved in the same commit as the entries, so cutting entries off the end
+is detected too.
 """
 
 from __future__ import annotations
@@ -13,11 +14,13 @@ import hashlib
 import threading
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from functools import cached_property
 from datetime import datetime
 from typing import Any, Iterable
 from uuid import UUID
 
 import anyio
+from psycopg import sql
 from eventsourcing.persistence import IntegrityError
 
 from adapters.codec import MsgspecTranscoder
@@ -174,11 +177,10 @@ class AuditLog:
                 stored.append(self.app.mapper.to_stored_event(entry))
                 previous = entry_hash(stream, version, stored[-1].topic, stored[-1].state)
                 entries.append(entry)
-            try:
-                self.app.recorder.insert_events(stored)
+            try:  # the head moves in the append's own commit: one round trip, and never behind
+                self.app.recorder.insert_events_with(stored, self._head_statement, (workspace_id, version, previous))
             except IntegrityError:
                 continue  # another process took these versions: chain onto its entries
-            self._advance_head(workspace_id, version, previous)
             return entries
         raise IntegrityError("audit log is too busy; try again")
 
@@ -189,14 +191,14 @@ class AuditLog:
         event = last[0]
         return event.originator_version, entry_hash(stream, event.originator_version, event.topic, event.state)
 
-    def _advance_head(self, workspace_id: UUID, version: int, digest: str) -> None:
-        with self.database.connection() as conn:
-            conn.execute(
-                "INSERT INTO commhub_audit_heads VALUES (%s, %s, %s) ON CONFLICT (workspace_id) DO UPDATE"
-                " SET version = EXCLUDED.version, hash = EXCLUDED.hash"
-                " WHERE commhub_audit_heads.version < EXCLUDED.version",
-                (workspace_id, version, digest),
-            )
+    @cached_property
+    def _head_statement(self) -> bytes:
+        """Follows the append (``appended``): moves the chain's head to the last entry appended."""
+        return sql.SQL(
+            "INSERT INTO {heads} SELECT %s, %s, %s WHERE EXISTS (SELECT FROM appended)"
+            " ON CONFLICT (workspace_id) DO UPDATE SET version = EXCLUDED.version, hash = EXCLUDED.hash"
+            " WHERE {heads}.version < EXCLUDED.version"
+        ).format(heads=sql.Identifier(self.database.schema, "commhub_audit_heads")).as_bytes(None)
 
     # Verification --------------------------------------------------------------------------
 

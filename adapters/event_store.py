@@ -34,6 +34,12 @@ def _render(statement: Composable) -> bytes:
     return statement.as_bytes(None)
 
 
+def _columns(stored_events: Sequence[StoredEvent]) -> tuple[list[Any], list[int], list[str], list[bytes]]:
+    """The append function's four arrays (sent in binary: no text escaping of the states' bytes)."""
+    return ([e.originator_id for e in stored_events], [e.originator_version for e in stored_events],
+            [e.topic for e in stored_events], [e.state for e in stored_events])
+
+
 class RenderedReads(PostgresAggregateRecorder):
     """``select_events`` with its SQL rendered once per shape (which of gt, lte, limit are given)."""
 
@@ -94,20 +100,28 @@ class LockedAppendRecorder(RenderedReads, PostgresApplicationRecorder):
         self.append_statement = _render(SQL(
             "SELECT * FROM {schema}.{function}(%b::{kind}[], %b::bigint[], %b::text[], %b::bytea[])"
         ).format(**names))
+        self._append_with = _render(SQL("WITH appended AS MATERIALIZED (")) + self.append_statement + b") "
         self._select_notifications: dict[tuple[bool, bool, bool, bool], bytes] = {}
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
         if not stored_events:
             return []
-        columns = (
-            [e.originator_id for e in stored_events], [e.originator_version for e in stored_events],
-            [e.topic for e in stored_events], [e.state for e in stored_events],
-        )
         with self.datastore.get_connection() as conn, conn.cursor() as cursor:
             assert conn.autocommit, "the append must be its own transaction: the lock ends with it"
-            cursor.execute(self.append_statement, columns, prepare=True)
+            cursor.execute(self.append_statement, _columns(stored_events), prepare=True)
             return [row[self.append_function] for row in cursor.fetchall()]
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def insert_events_with(self, stored_events: Sequence[StoredEvent], statement: bytes, params: Sequence[Any]) -> int:
+        """Append, and run ``statement`` in the same commit: one statement, both or neither.
+
+        ``statement`` follows ``WITH appended AS (<the append>)`` and may read ``appended`` (the new
+        notification ids); its own placeholders come after the append's. Returns its row count."""
+        with self.datastore.get_connection() as conn, conn.cursor() as cursor:
+            assert conn.autocommit, "the append must be its own transaction: the lock ends with it"
+            cursor.execute(self._append_with + statement, (*_columns(stored_events), *params), prepare=True)
+            return cursor.rowcount
 
     def _notifications_statement(self, start: bool, inclusive: bool, stop: bool, topics: bool) -> bytes:
         shape = (start, inclusive, stop, topics)

@@ -310,6 +310,8 @@ def inbox_sql(view: str, staff_id: str | None, label: str | None) -> tuple[str, 
         params.append(staff_id)
     elif view == "unassigned":
         where += ["i.assignee_id IS NULL", "i.status = 'open'"]
+    if view in ("open", "mine", "unassigned"):
+        where.append("(i.snoozed_until IS NULL OR i.snoozed_until <= now())")  # snoozed ones have their own view
     if label:
         where.append("%s = ANY(i.labels)")
         params.append(label)

@@ -166,7 +166,8 @@ def test_retention_answers_a_dry_run_report_first(officer, owner):
     assert changed[0]["actor_id"] == officer.me["staff_id"]
 
 
-def test_reads_logins_and_staff_changes_are_in_the_audit_log_with_ids_only(server, officer, owner):
+def test_reads_logins_and_staff_changes_are_in_the_audit_log_with_ids_only(server, officer, agent, owner):
+    # two staff.created entries: the officer's and the agent's (requested here, not left to other tests)
     contact = new_contact(owner)
     owner.ok("GET", f"{CONTACTS}/{contact['contact_id']}")
     owner.ok("POST", f"{CONTACTS}/search", {"q": contact["name"]})

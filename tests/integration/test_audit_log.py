@@ -147,3 +147,33 @@ def test_entries_recorded_from_the_event_loop_and_from_threads_form_one_chain(hu
         heads = conn.execute("SELECT version FROM commhub_audit_heads WHERE workspace_id = %s",
                              (workspace_id,)).fetchone()
     assert heads[0] == 50
+
+
+def test_the_head_moves_in_the_appends_own_commit_and_not_when_the_append_is_refused(chain):
+    """The head is written by the statement that appends the entries: a refused append (another
+    writer took the version) moves neither the chain nor the head."""
+    from eventsourcing.persistence import IntegrityError
+
+    from domain.audit import AuditEntry
+
+    hub, workspace_id, _ = chain
+    audit = hub.privacy.audit
+    stream = audit_stream_id(workspace_id)
+
+    def head() -> tuple[int, str]:
+        with hub.database.connect() as conn:
+            return tuple(conn.execute("SELECT version, hash FROM commhub_audit_heads WHERE workspace_id = %s",
+                                      (workspace_id,)).fetchone())
+
+    before = head()
+    assert before == audit._last(stream)  # the head is the stored last entry, hash included
+    taken = AuditEntry(originator_id=stream, originator_version=before[0], previous_hash="x" * 64,
+                       workspace_id=workspace_id, action="contact.viewed", actor_id=None, via="api", subject_ids=[],
+                       target_id=None, route=None, count=None, outcome="ok", timestamp=NOW)
+    with pytest.raises(IntegrityError):
+        hub.app.recorder.insert_events_with([hub.app.mapper.to_stored_event(taken)], audit._head_statement,
+                                            (workspace_id, before[0], "y" * 64))
+    assert head() == before
+    audit.record(workspace_id, "contact.viewed", now=NOW)
+    assert head() == audit._last(stream) and head()[0] == before[0] + 1
+    assert audit.verify(workspace_id).intact
