@@ -466,7 +466,8 @@ def api_server(stack: ExitStack, database: Database, tmp: Path) -> tuple[Any, st
     data_dir = tmp / "inbox-server"
     data_dir.mkdir()
     env = {"DATABASE_URL": database.url, "COMMHUB_DB_SCHEMA": database.schema,
-           "COMMHUB_KEK": encode_kek(generate_kek()), "COMMHUB_LOG_LEVEL": "warning"}
+           "COMMHUB_KEK": encode_kek(generate_kek()), "COMMHUB_LOG_LEVEL": "warning",
+           "COMMHUB_WORKERS": "", "COMMHUB_DB_POOL_SIZE": ""}  # the product's defaults, not the test servers'
     server = start_server(data_dir, env, timeout=120)
     stack.callback(stop_server, server)
     with database.connect() as conn:
