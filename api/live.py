@@ -241,19 +241,16 @@ class LiveFeed:
         if key in self._subscribers and self._loop is not None:
             self._loop.call_soon_threadsafe(self._dispatch, key, update)
 
-    def _stale(self, notify: Any) -> int | None:
-        """What a NOTIFY of the projections says: the floor the read models reached, when this feed
-        has not published up to it (and this process's runner did not hand that batch over itself);
-        0 when there is nothing new; None when the payload says nothing (read the floor instead)."""
+    def _announced(self, notify: Any) -> int | None:
+        """The floor a NOTIFY of the projections announces (None when its payload says nothing: read
+        the floor instead). At or below ``self.position`` there is nothing new for this feed — also
+        when this process's own runner handed that batch over, which it may still be doing."""
         try:
             floor = int(notify.payload)
         except ValueError:
             return None
-        if floor <= self.position:
-            return 0
-        if self.runner is not None and notify.pid in self.runner.backend_pids:
-            if self.wait_for(floor, HANDOFF_WAIT):  # its commit is announced before the handover
-                return 0
+        if floor > self.position and self.runner is not None and notify.pid in self.runner.backend_pids:
+            self.wait_for(floor, HANDOFF_WAIT)  # its commit is announced before the handover
         return floor
 
     def _run(self) -> None:
@@ -287,10 +284,10 @@ class LiveFeed:
                             if notify.channel == self.typing_channel:
                                 self._relay_typing(notify.payload)
                             elif notify.channel == projected:
-                                floor = self._stale(notify)
+                                floor = self._announced(notify)
                                 if floor is None:
                                     check = True
-                                elif floor:
+                                elif floor > self.position:
                                     check, announced = True, max(announced, floor)
                         check = check or quiet  # nothing for a while: look anyway
             except Exception as error:  # reconnect after a database restart; what was missed is read on return

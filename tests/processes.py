@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @dataclass
-class WorkerProcess:
+class StartedWorker:
     """One ``commhub worker`` process (projections, outbox, reminders), logging to a file."""
 
     process: subprocess.Popen[bytes]
@@ -43,10 +43,10 @@ class WorkerProcess:
         return self.process.returncode
 
 
-_started: list[WorkerProcess] = []
+_started: list[StartedWorker] = []
 
 
-def start_worker(data_dir: Path, env: dict[str, str], *, wait: bool = True) -> WorkerProcess:
+def start_worker(data_dir: Path, env: dict[str, str], *, wait: bool = True) -> StartedWorker:
     """A ``commhub worker`` with these settings; with ``wait``, once it says it is running."""
     data_dir.mkdir(parents=True, exist_ok=True)
     log_path = data_dir / f"worker-{uuid.uuid4().hex[:6]}.log"
@@ -56,7 +56,7 @@ def start_worker(data_dir: Path, env: dict[str, str], *, wait: bool = True) -> W
     with open(log_path, "w") as log:
         process = subprocess.Popen([sys.executable, "-m", "api.cli", "worker"], cwd=ROOT, env=environment,
                                    stdout=log, stderr=subprocess.STDOUT)
-    worker = WorkerProcess(process, log_path)
+    worker = StartedWorker(process, log_path)
     _started.append(worker)
     if wait:
         deadline = time.monotonic() + 60

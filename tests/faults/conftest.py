@@ -19,7 +19,7 @@ from adapters.postgres import Database
 from tests.e2e.api_support import Api, demo_login
 from tests.e2e.conftest import Server
 from tests.fake_twilio import FakeTwilio, signature
-from tests.processes import WorkerProcess, start_worker  # noqa: F401  (the fault tests import them from here)
+from tests.processes import StartedWorker, start_worker  # noqa: F401  (the fault tests import them from here)
 
 PUBLIC = "https://hub.example.test"  # the hub's public URL: Twilio signs for it, the fake posts to the real one
 

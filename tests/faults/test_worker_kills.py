@@ -21,7 +21,7 @@ from tests.faults.conftest import (
     login_once_projected,
     settled,
     PUBLIC,
-    WorkerProcess,
+    StartedWorker,
     accepted_per_message,
     hub_env,
     rebuilt_equals_live,
@@ -88,7 +88,7 @@ class Traffic:
 def test_after_a_worker_is_killed_again_and_again_under_traffic_read_models_equal_a_rebuild_and_nothing_is_sent_twice(
         tmp_path, api_only, fake, fresh_database, session_kek):
     env = hub_env(fresh_database, session_kek, fake, COMMHUB_OUTBOX_LEASE_SECONDS=LEASE)
-    worker: WorkerProcess = start_worker(tmp_path / "worker", env)
+    worker: StartedWorker = start_worker(tmp_path / "worker", env)
     try:
         owner = wait_for(lambda: login_once_projected(api_only), timeout=20, what="the worker to project the staff")
         number = phone_number()
