@@ -16,10 +16,11 @@ from datetime import datetime, timezone
 from typing import Any, Callable
 from uuid import uuid4
 
-from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from fastapi import WebSocket, WebSocketDisconnect
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import PERMISSIONS
+from api.routing import APIRouter
 
 router = APIRouter()
 TOKEN_RECHECK_SECONDS = 15.0

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID, uuid4
 
-from fastapi import APIRouter
 
 from api.deps import Conn, HubDep, Settings_, now, settle
 from api.integration_schemas import ApiKeyCreate
 from api.present import plain
+from api.routing import APIRouter
 from domain.errors import ApiKeyNotFoundError
 from projections import api_keys as queries
 

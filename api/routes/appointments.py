@@ -6,13 +6,14 @@ from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID, uuid4
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import HTTPException, Query, Request
 
 from adapters import ics
 from adapters.identifiers import normalise_email, normalise_phone
 from api.appointment_schemas import AppointmentBatch, AppointmentCreate, CancelRequest, RescheduleRequest
 from api.deps import Conn, Contacts, HubDep, now, settle
 from api.present import plain
+from api.routing import APIRouter
 from domain.appointments_app import Booking
 from projections import appointment_queries as queries
 

@@ -7,11 +7,12 @@ from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import Depends, Query
 
 from adapters.tokens import Principal
 from api.deps import Conn, HubDep, require
 from api.present import plain
+from api.routing import APIRouter
 from projections.audit import list_entries
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"])

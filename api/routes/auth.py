@@ -6,11 +6,12 @@ import secrets
 from functools import lru_cache
 from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException
+from fastapi import Depends, HTTPException
 from fastapi.security import HTTPAuthorizationCredentials
 
 from adapters.passwords import hash_password, verify_password
 from api.deps import Anyone, Conn, HubDep, bearer, now
+from api.routing import APIRouter
 from api.schemas import LoginRequest
 from projections import queries
 

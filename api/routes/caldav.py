@@ -10,7 +10,7 @@ from typing import Any, Literal
 from uuid import UUID
 
 import httpx
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
@@ -27,6 +27,7 @@ from api.bootstrap import Hub
 from api.deps import Contacts, HubDep, Settings_, now, outbound_call
 from api.present import plain
 from api.problems import problem
+from api.routing import APIRouter
 from api.schemas import Body
 
 router = APIRouter(prefix="/api/v1", tags=["calendar"])

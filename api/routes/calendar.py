@@ -8,7 +8,7 @@ from uuid import UUID
 
 from datetime import timedelta
 
-from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
+from fastapi import Header, HTTPException, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from adapters import fhir, ics
@@ -18,6 +18,7 @@ from api.appointment_schemas import FeedRequest
 from api.bootstrap import Hub
 from api.deps import Conn, Contacts, HubDep, Settings_, now, settle
 from api.present import plain
+from api.routing import APIRouter
 from domain.appointments_app import Booking
 from domain.errors import WorkspaceNotFoundError
 from projections import appointment_queries as queries

@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID, uuid4
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 
 from adapters.identifiers import normalise_email, normalise_phone
 from api.deps import Contacts, Conn, HubDep, now, settle
 from api.present import contact as present_contact
 from api.present import plain
 from api.routes.minors import flag_minors
+from api.routing import APIRouter
 from api.schemas import (
     ConsentRequest,
     ContactCreate,

@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any, Literal
 from uuid import UUID, uuid4
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import HTTPException, Query
 
 from api.deps import Conn, HubDep, Inbox, now, settle, settle_answer
 from api.present import plain
+from api.routing import APIRouter
 from api.schemas import (
     AssignRequest,
     ConversationSearch,

@@ -12,9 +12,10 @@ import re
 from typing import Any, Literal
 from uuid import UUID, uuid4
 
-from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi import HTTPException, Request, Response
 from pydantic import Field
 
+from api.routing import APIRouter
 from api import problems
 from api.bootstrap import Hub
 from api.deps import Conn, HubDep, Inbox, Settings_, now, settle

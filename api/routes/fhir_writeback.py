@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, HTTPException
+from fastapi import HTTPException
 from pydantic import Field
 
 from adapters.fhir_integrations import FhirIntegrations, FhirSettingInvalidError
 from api.bootstrap import Hub
 from api.deps import HubDep, Settings_, now
+from api.routing import APIRouter
 from api.schemas import Body
 
 router = APIRouter(prefix="/api/v1/integrations/fhir/write-back", tags=["calendar"])

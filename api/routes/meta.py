@@ -10,7 +10,7 @@ import json
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import HTTPException, Query, Request
 from fastapi.responses import PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -18,6 +18,7 @@ from adapters.meta_graph import error_text
 from adapters.meta_payloads import Event, InboundMessage, PayloadInvalidError, ReadUpTo, StatusUpdate, Watermark, parse
 from api.bootstrap import Hub
 from api.deps import now
+from api.routing import APIRouter
 from domain.social import Platform
 
 router = APIRouter(prefix="/webhooks/meta", tags=["webhooks"])

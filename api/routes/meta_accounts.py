@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from fastapi import APIRouter, HTTPException
+from fastapi import HTTPException
 from pydantic import Field
 
 from adapters.meta_accounts import AccessTokenInvalidError, MetaAccounts, check_token
 from api.bootstrap import Hub
 from api.deps import HubDep, Settings_, now
+from api.routing import APIRouter
 from api.schemas import Body
 from domain.social_errors import MetaAccountNotConnectedError
 

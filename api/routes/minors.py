@@ -6,11 +6,11 @@ from datetime import date
 from typing import Any, Iterable
 from uuid import UUID
 
-from fastapi import APIRouter
 from pydantic import Field
 
 from api.bootstrap import Hub
 from api.deps import HubDep, Inbox, Settings_, now, settle
+from api.routing import APIRouter
 from api.schemas import Body
 from domain.minors import DEFAULT_MINIMUM_AGE, MinorsGuard, is_minor
 

@@ -7,12 +7,13 @@ from datetime import datetime, timezone
 from typing import Annotated, Any
 from uuid import UUID, uuid4
 
-from fastapi import APIRouter, Depends
+from fastapi import Depends
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import Field
 
 from adapters.signing import key_id
 from adapters.tokens import Principal
+from api.routing import APIRouter
 from api import problems
 from api.bootstrap import Hub
 from api.deps import Conn, HubDep, now, require, settle

@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID, uuid4
 
-from fastapi import APIRouter, HTTPException
+from fastapi import HTTPException
 
 from api.appointment_schemas import PolicyRequest, QuietHoursRequest
 from api.deps import HubDep, Settings_, now, settle
 from api.present import plain
+from api.routing import APIRouter
 from domain.reminders import PLACEHOLDERS, Policy, ReminderPolicies
 
 router = APIRouter(prefix="/api/v1", tags=["reminders"])

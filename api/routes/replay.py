@@ -7,11 +7,12 @@ from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import Depends, HTTPException, Query
 
 from adapters.tokens import Principal
 from api.deps import HubDep, now, require
 from api.present import plain
+from api.routing import APIRouter
 from projections.replay import Replay, Replayer
 
 router = APIRouter(prefix="/api/v1/privacy/replay", tags=["privacy"])

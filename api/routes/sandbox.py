@@ -7,11 +7,12 @@ import binascii
 from typing import Any
 from uuid import UUID, uuid4
 
-from fastapi import APIRouter, HTTPException
+from fastapi import HTTPException
 from starlette.concurrency import run_in_threadpool
 
 from adapters.identifiers import normalise_email, normalise_phone
 from api.deps import HubDep, Inbox, now, settle_answer
+from api.routing import APIRouter
 from api.schemas import SandboxInbound
 
 router = APIRouter(prefix="/api/v1/sandbox", tags=["sandbox"])

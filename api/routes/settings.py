@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID, uuid4
 
-from fastapi import APIRouter, HTTPException
+from fastapi import HTTPException
 
 from adapters.identifiers import normalise_email
 from adapters.passwords import PasswordTooWeakError, hash_password
 from api.deps import Conn, HubDep, Inbox, Settings_, Staff, now, settle
 from api.present import plain
+from api.routing import APIRouter
 from api.schemas import CannedResponseRequest, StaffCreate, StaffUpdate
 from projections import queries
 

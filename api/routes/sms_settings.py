@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
 from pydantic import Field
 
 from adapters.identifiers import normalise_phone
 from api.deps import HubDep, Settings_, now
+from api.routing import APIRouter
 from api.schemas import Body
 
 router = APIRouter(prefix="/api/v1/sms", tags=["sms"])

@@ -6,10 +6,10 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from fastapi import APIRouter
 from pydantic import Field
 
 from api.deps import Conn, Contacts, HubDep, Inbox, now, settle
+from api.routing import APIRouter
 from api.schemas import Body
 from domain.social_commands import PLACEHOLDER_NAMES
 

@@ -8,12 +8,13 @@ import re
 from typing import Any
 from uuid import UUID
 
-from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi import HTTPException, Request, Response
 from starlette.concurrency import run_in_threadpool
 from twilio.twiml.voice_response import VoiceResponse
 
 from api.bootstrap import Hub
 from api.deps import now
+from api.routing import APIRouter
 from api.twilio_signature import public_url, signed_form
 from domain import identifiers
 from domain.conversation import MAX_BODY

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import html
 
-from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 
+from api.routing import APIRouter
 from api import problems
 from api.deps import HubDep, now, settle
 from domain.errors import ContactErasedError

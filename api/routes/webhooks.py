@@ -8,13 +8,14 @@ import secrets
 from typing import Any, Literal
 from uuid import UUID, uuid4
 
-from fastapi import APIRouter, Query, Response
+from fastapi import Query, Response
 
 from adapters.webhook_delivery import DestinationRefusedError, check_destination
 from api.bootstrap import Hub
 from api.deps import Conn, HubDep, Settings_, now, settle
 from api.integration_schemas import WebhookChange, WebhookCreate
 from api.present import plain
+from api.routing import APIRouter
 from domain.errors import WebhookNotFoundError, WebhookUrlInvalidError
 from projections import webhooks as queries
 from projections.queries import decode_cursor, encode_cursor

@@ -8,10 +8,11 @@ from datetime import timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
-from fastapi import APIRouter, Request, Response
+from fastapi import Request, Response
 
 from api.deps import HubDep, Inbox, Settings_, now, settle
 from api.present import plain
+from api.routing import APIRouter
 from api.schemas import WidgetSecretRotation, WidgetSettingsRequest
 from api.widget_gateway import WidgetGateway
 from domain.widget import WebWidget

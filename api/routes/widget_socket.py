@@ -17,10 +17,11 @@ import json
 from datetime import datetime, timezone
 from typing import Any
 
-from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from fastapi import WebSocket, WebSocketDisconnect
 from starlette.concurrency import run_in_threadpool
 
 from api.rate_limit import TokenBucket
+from api.routing import APIRouter
 from api.widget_gateway import VisitorSession, WidgetGateway, live_frame
 from domain.errors import (
     ContactErasedError,
