@@ -14,14 +14,14 @@ import hashlib
 import threading
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from functools import cached_property
 from datetime import datetime
+from functools import cached_property
 from typing import Any, Iterable
 from uuid import UUID
 
 import anyio
-from psycopg import sql
 from eventsourcing.persistence import IntegrityError
+from psycopg import sql
 
 from adapters.codec import MsgspecTranscoder
 from adapters.postgres import Database
@@ -165,8 +165,8 @@ class AuditLog:
                 return
 
     def _append(self, workspace_id: UUID, batch: list[dict[str, Any]]) -> list[AuditEntry]:
-        """Chain the entries onto the stored last one and append them in one transaction: the very
-        bytes that were hashed are what is stored (encoded once, not again by a save)."""
+        """Chain the entries onto the stored last one and append them, moving the head, in one
+        statement: the very bytes that were hashed are what is stored (encoded once, not again by a save)."""
         stream = audit_stream_id(workspace_id)
         for _ in range(50):
             version, previous = self._last(stream)

@@ -13,7 +13,7 @@ still equals id order, which is what the projection runner and the live feed rel
 The events go to that function as four column arrays sent in binary, not as an array of the
 stored-event composite type: psycopg writes a composite array as text, escaping every state's bytes.
 eventsourcing builds each read's SQL from composable parts on every call, and psycopg renders
-those again each time (a tenth of the API process's time on the inbound path): here each shape of
+those again each time (~8 % of the API process's time on the inbound path): here each shape of
 read is rendered to bytes once per recorder (docs/decisions.md, §30).
 """
 
@@ -23,7 +23,12 @@ from typing import Any, Sequence
 from uuid import UUID
 
 from eventsourcing.persistence import InterfaceError, Notification, OperationalError, StoredEvent
-from eventsourcing.postgres import PostgresAggregateRecorder, PostgresApplicationRecorder, PostgresDatastore, PostgresFactory
+from eventsourcing.postgres import (
+    PostgresAggregateRecorder,
+    PostgresApplicationRecorder,
+    PostgresDatastore,
+    PostgresFactory,
+)
 from eventsourcing.utils import retry
 from psycopg.sql import SQL, Composable, Identifier
 
