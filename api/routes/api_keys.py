@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID, uuid4
 
-
 from api.deps import Conn, HubDep, Settings_, now, settle
 from api.integration_schemas import ApiKeyCreate
 from api.present import plain

@@ -15,12 +15,12 @@ from uuid import UUID, uuid4
 from fastapi import HTTPException, Request, Response
 from pydantic import Field
 
-from api.routing import APIRouter
 from api import problems
 from api.bootstrap import Hub
 from api.deps import Conn, HubDep, Inbox, Settings_, now, settle
 from api.email_setup import EmailChannel
 from api.present import plain
+from api.routing import APIRouter
 from api.schemas import Body, Text
 
 INBOUND_PATH = "/webhooks/email/inbound"

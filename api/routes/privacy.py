@@ -13,11 +13,11 @@ from pydantic import Field
 
 from adapters.signing import key_id
 from adapters.tokens import Principal
-from api.routing import APIRouter
 from api import problems
 from api.bootstrap import Hub
 from api.deps import Conn, HubDep, now, require, settle
 from api.present import plain
+from api.routing import APIRouter
 from api.schemas import Body
 from domain.errors import ContactUnderLegalHoldError
 from domain.privacy import ErasureReason, ErasureRequest
