@@ -199,7 +199,10 @@ def create_app(
                 listener.stop()
             hub.close()
 
+    # FastAPI's built-in OpenTelemetry stays off: we export nothing through it (/metrics is ours), and
+    # left on it asks OpenTelemetry for its providers (reading the environment) on every request.
     app = FastAPI(title="commhub", version="0.1.0", lifespan=lifespan,
+                  telemetry={"tracing": False, "metrics": False, "logs": False},
                   description="Self-hosted communications hub. Errors are application/problem+json.")
     problems.install(app)
 

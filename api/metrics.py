@@ -84,6 +84,7 @@ class Metrics:
             "commhub_http_request_duration_seconds", "HTTP request latency by route template",
             ["method", "route", "status"], registry=self.registry, buckets=LATENCY_BUCKETS,
         )
+        self._series: dict[tuple[str, str, int], Any] = {}  # bounded: route templates, never raw paths
 
     def watch(self, hub: Any, connections: Callable[[], dict[str, int]]) -> None:
         self.registry.register(HubCollector(hub, connections))
@@ -91,7 +92,11 @@ class Metrics:
     def observe(self, scope: dict[str, Any], status: int, seconds: float) -> None:
         route = scope.get("route")
         template = getattr(route, "path", None) or "unmatched"  # never the raw path: it may hold ids
-        self.latency.labels(scope.get("method", "?"), template, str(status)).observe(seconds)
+        key = (scope.get("method", "?"), template, status)
+        series = self._series.get(key)
+        if series is None:  # prometheus_client's labels() takes a lock and builds the key every call
+            series = self._series[key] = self.latency.labels(key[0], template, str(status))
+        series.observe(seconds)
 
 
 def timed(metrics: Metrics, scope: dict[str, Any], send: Any) -> tuple[Any, Callable[[], None]]:

@@ -150,6 +150,15 @@ class SandboxInbound(Body):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
+class SandboxStored(BaseModel):
+    """What the sandbox answers: the ids of what the message landed in (documentation only)."""
+
+    contact_id: UUID
+    conversation_id: UUID
+    message_id: UUID
+    duplicate: bool = Field(description="true when provider_message_id was seen before and nothing was stored")
+
+
 class ContactSearch(Body):
     """Search terms are personal data, so they travel in a body, never in a URL."""
 
