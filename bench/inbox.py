@@ -699,6 +699,10 @@ class Sampler:
                 self.lags.append(int(head) - int(floor))
 
 
+LOOP = "event loop"  # the server's main thread, measured apart from its worker threads
+STEAL = "steal"
+
+
 class CpuMeter:
     """CPU seconds used by the server process, by PostgreSQL (when it runs on this machine), by this
     client, and by the whole machine (the rest is other work sharing it)."""
@@ -743,11 +747,16 @@ class CpuMeter:
                         except psutil.Error:
                             pass
                 values[name] = total
+                if name == "server":  # its main thread runs the event loop: every request passes through it
+                    loop = next((t for t in process.threads() if t.id == process.pid), None)
+                    if loop is not None:
+                        values[LOOP] = loop.user_time + loop.system_time
             except psutil.Error:
                 pass
         if psutil is not None:
             machine = psutil.cpu_times()
             values["whole machine"] = machine.user + machine.nice + machine.system + machine.irq + machine.softirq
+            values[STEAL] = getattr(machine, "steal", 0.0)  # Linux: CPU the hypervisor gave to other guests
         return values
 
 
@@ -1224,14 +1233,18 @@ def describe_run(run: InboundRun) -> list[str]:
                      f"p99 {percentile(run.lags, 99):.0f}, max {max(run.lags)} events")
     if run.cpu and run.window > 0:
         cores = os.cpu_count() or 1
-        ours = {k: v for k, v in run.cpu.items() if k != "whole machine"}
+        ours = {k: v for k, v in run.cpu.items() if k not in ("whole machine", LOOP, STEAL)}
         shares = ", ".join(f"{name} {seconds / run.window:.0%}" for name, seconds in ours.items())
         machine = run.cpu.get("whole machine")
         others = "" if machine is None else (f"; whole machine {machine / run.window:.0%} of {cores * 100}%, "
                                              f"of which other work {max(machine - sum(ours.values()), 0) / run.window:.0%}")
+        if run.cpu.get(STEAL):  # a virtual machine whose host is busy runs everything slower
+            others += f"; taken by the hypervisor (steal) {run.cpu[STEAL] / run.window:.0%}"
         lines.append(f"  CPU over {run.window:.1f} s (100% = one core): {shares}{others}")
         accepted = max(len(run.accepted), 1)
-        per = ", ".join(f"{name} {seconds / accepted * 1000:.1f} ms" for name, seconds in ours.items())
+        loop = f" (its {LOOP} {run.cpu[LOOP] / accepted * 1000:.1f} ms)" if LOOP in run.cpu else ""
+        per = ", ".join(f"{name} {seconds / accepted * 1000:.1f} ms{loop if name == 'server' else ''}"
+                        for name, seconds in ours.items())
         lines.append(f"  CPU per accepted message: {per}")
     if run.counters:
         accepted = max(len(run.accepted), 1)
