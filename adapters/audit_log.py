@@ -4,7 +4,8 @@ An entry's hash is SHA-256 over its stored form (stream id, version, topic and t
 bytes, which include the previous entry's hash). Hashing what is stored, not what it decodes to,
 keeps the chain verifiable whatever happens to keys later. ``commhub_audit_heads`` remembers the
 last hash of each chain, moved in the same commit as the entries, so cutting entries off the end
-is detected too.
+is detected too, and a process that appended last chains its next entries onto the head it knows
+without reading the last entry again: the append happens only if the stored head still is that one.
 """
 
 from __future__ import annotations
@@ -20,10 +21,12 @@ from typing import Any, Iterable
 from uuid import UUID
 
 import anyio
-from eventsourcing.persistence import IntegrityError
+from eventsourcing.persistence import IntegrityError, InterfaceError, OperationalError
+from eventsourcing.utils import retry
 from psycopg import sql
 
 from adapters.codec import MsgspecTranscoder
+from adapters.event_store import columns
 from adapters.postgres import Database
 from domain.application import CommHub
 from domain.audit import GENESIS, AuditEntry, audit_stream_id
@@ -78,6 +81,7 @@ class _Pending:
 class _Chain:
     queue: list[_Pending] = field(default_factory=list)
     flushing: bool = False  # someone is appending this chain's queue
+    head: tuple[int, str] | None = None  # (version, hash) this process last appended, if it still knows
 
 
 class AuditLog:
@@ -89,14 +93,18 @@ class AuditLog:
         # idle appends every entry queued for it meanwhile in one transaction, and again until the
         # queue is empty (group commit), so concurrent requests neither collide on the version nor
         # pay a commit each, and the others wait without holding a thread. Another process
-        # appending meanwhile shows up as a version conflict: reread and retry. (The last entry is
-        # always read from the store, never cached, so a restored database cannot leave a gap.)
+        # appending meanwhile shows up as a version conflict: reread and retry. The chain's head this
+        # process appended last is kept, and the next batch chains onto it only if the stored head is
+        # still the same (checked in the append's own statement): after another process appended, or
+        # a restore of the database, the last entry is read from the store again.
         self._guard = threading.Lock()
         self._chains: dict[UUID, _Chain] = {}
 
     def setup(self) -> None:
-        with self.database.connect(autocommit=True) as conn:
+        with self.database.connect() as conn, conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(7261001)")  # one process creates tables at a time
             conn.execute(HEADS_SQL)
+            conn.execute(self._append_function_sql)
 
     def record(
         self, workspace_id: UUID, action: str, *, now: datetime, actor_id: UUID | None = None, via: str = "api",
@@ -165,11 +173,13 @@ class AuditLog:
                 return
 
     def _append(self, workspace_id: UUID, batch: list[dict[str, Any]]) -> list[AuditEntry]:
-        """Chain the entries onto the stored last one and append them, moving the head, in one
-        statement: the very bytes that were hashed are what is stored (encoded once, not again by a save)."""
+        """Chain the entries onto the last one and append them, moving the head, in one statement:
+        the very bytes that were hashed are what is stored (encoded once, not again by a save)."""
         stream = audit_stream_id(workspace_id)
+        chain = self._chains[workspace_id]  # only the one appending this chain reads or moves its head
         for _ in range(50):
-            version, previous = self._last(stream)
+            known, chain.head = chain.head, None
+            version, previous = known if known is not None else self._last(stream)
             entries, stored = [], []
             for fields in batch:
                 version += 1
@@ -177,12 +187,57 @@ class AuditLog:
                 stored.append(self.app.mapper.to_stored_event(entry))
                 previous = entry_hash(stream, version, stored[-1].topic, stored[-1].state)
                 entries.append(entry)
-            try:  # the head moves in the append's own commit: one round trip, and never behind
-                self.app.recorder.insert_events_with(stored, self._head_statement, (workspace_id, version, previous))
+            try:
+                if known is not None:  # appended only if the stored head is still the one known here
+                    if not self._append_onto(workspace_id, known, stored, (version, previous)):
+                        continue  # another process appended, or the database was restored: read it
+                else:  # the head moves in the append's own commit: one round trip, and never behind
+                    self.app.recorder.insert_events_with(stored, self._head_statement, (workspace_id, version, previous))
             except IntegrityError:
                 continue  # another process took these versions: chain onto its entries
+            chain.head = (version, previous)
             return entries
         raise IntegrityError("audit log is too busy; try again")
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)  # as the event store's appends
+    def _append_onto(self, workspace_id: UUID, known: tuple[int, str], stored: list[Any],
+                     head: tuple[int, str]) -> bool:
+        recorder = self.app.recorder
+        with recorder.datastore.get_connection() as conn, conn.cursor() as cursor:
+            cursor.execute(self._append_onto_statement, (workspace_id, *known, *head, *columns(stored)), prepare=True)
+            row = cursor.fetchone()
+        return bool(row and row[self.APPEND_ONTO])
+
+    APPEND_ONTO = "commhub_audit_append_onto"
+
+    @cached_property
+    def _append_function_sql(self) -> sql.Composed:
+        """``APPEND_ONTO``: append and move the head if the stored head is the expected one, else
+        nothing (false). The append itself is the event store's (it locks the log and notifies)."""
+        recorder = self.app.recorder
+        kind = recorder.datastore.originator_id_type
+        return sql.SQL(
+            "CREATE OR REPLACE FUNCTION {schema}.{function}(workspace uuid, known_version bigint, known_hash text,"
+            " new_version bigint, new_hash text, ids {kind}[], versions bigint[], topics text[], states bytea[])"
+            " RETURNS boolean LANGUAGE plpgsql AS $BODY$ "
+            "BEGIN "
+            "  PERFORM FROM {heads} WHERE workspace_id = workspace AND version = known_version AND hash = known_hash; "
+            "  IF NOT FOUND THEN RETURN false; END IF; "
+            "  PERFORM FROM {schema}.{append}(ids, versions, topics, states); "
+            "  UPDATE {heads} SET version = new_version, hash = new_hash WHERE workspace_id = workspace; "
+            "  RETURN true; "
+            "END; $BODY$"
+        ).format(schema=sql.Identifier(self.database.schema), function=sql.Identifier(self.APPEND_ONTO),
+                 kind=sql.Identifier(kind), append=sql.Identifier(recorder.append_function),
+                 heads=sql.Identifier(self.database.schema, "commhub_audit_heads"))
+
+    @cached_property
+    def _append_onto_statement(self) -> bytes:
+        kind = self.app.recorder.datastore.originator_id_type
+        return sql.SQL(
+            "SELECT {schema}.{function}(%s, %s, %s, %s, %s, %b::{kind}[], %b::bigint[], %b::text[], %b::bytea[])"
+        ).format(schema=sql.Identifier(self.database.schema), function=sql.Identifier(self.APPEND_ONTO),
+                 kind=sql.Identifier(kind)).as_bytes(None)
 
     def _last(self, stream: UUID) -> tuple[int, str]:
         last = self.app.recorder.select_events(stream, desc=True, limit=1)

@@ -39,7 +39,7 @@ def _render(statement: Composable) -> bytes:
     return statement.as_bytes(None)
 
 
-def _columns(stored_events: Sequence[StoredEvent]) -> tuple[list[Any], list[int], list[str], list[bytes]]:
+def columns(stored_events: Sequence[StoredEvent]) -> tuple[list[Any], list[int], list[str], list[bytes]]:
     """The append function's four arrays (sent in binary: no text escaping of the states' bytes)."""
     return ([e.originator_id for e in stored_events], [e.originator_version for e in stored_events],
             [e.topic for e in stored_events], [e.state for e in stored_events])
@@ -114,7 +114,7 @@ class LockedAppendRecorder(RenderedReads, PostgresApplicationRecorder):
             return []
         with self.datastore.get_connection() as conn, conn.cursor() as cursor:
             assert conn.autocommit, "the append must be its own transaction: the lock ends with it"
-            cursor.execute(self.append_statement, _columns(stored_events), prepare=True)
+            cursor.execute(self.append_statement, columns(stored_events), prepare=True)
             return [row[self.append_function] for row in cursor.fetchall()]
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
@@ -125,7 +125,7 @@ class LockedAppendRecorder(RenderedReads, PostgresApplicationRecorder):
         notification ids); its own placeholders come after the append's. Returns its row count."""
         with self.datastore.get_connection() as conn, conn.cursor() as cursor:
             assert conn.autocommit, "the append must be its own transaction: the lock ends with it"
-            cursor.execute(self._append_with + statement, (*_columns(stored_events), *params), prepare=True)
+            cursor.execute(self._append_with + statement, (*columns(stored_events), *params), prepare=True)
             return cursor.rowcount
 
     def _notifications_statement(self, start: bool, inclusive: bool, stop: bool, topics: bool) -> bytes:

@@ -177,3 +177,49 @@ def test_the_head_moves_in_the_appends_own_commit_and_not_when_the_append_is_ref
     audit.record(workspace_id, "contact.viewed", now=NOW)
     assert head() == audit._last(stream) and head()[0] == before[0] + 1
     assert audit.verify(workspace_id).intact
+
+
+def test_a_process_chains_onto_the_head_it_appended_and_reads_the_store_only_when_another_wrote(hub, monkeypatch):
+    from adapters.audit_log import AuditLog
+
+    workspace_id = new_workspace(hub.app)
+    first, second = hub.privacy.audit, AuditLog(hub.app, hub.database)
+    stream = audit_stream_id(workspace_id)
+    reads: list[AuditLog] = []
+    for log in (first, second):
+        real = log._last
+        monkeypatch.setattr(log, "_last", lambda s, log=log, real=real: reads.append(log) or real(s))
+
+    for _ in range(3):
+        first.record(workspace_id, "contact.viewed", now=NOW)
+    assert reads == [first]  # its first entry read the (empty) chain; the next two chained onto what it knew
+    second.record(workspace_id, "contact.viewed", now=NOW)
+    first.record(workspace_id, "contact.viewed", now=NOW)  # the stored head moved: it reads the last entry
+    assert reads == [first, second, first]
+    report = first.verify(workspace_id)
+    assert report.intact and report.entries == 5
+    with hub.database.connect() as conn:
+        head = conn.execute("SELECT version, hash FROM commhub_audit_heads WHERE workspace_id = %s",
+                            (workspace_id,)).fetchone()
+    assert tuple(head) == first._last(stream) and head[0] == 5
+
+
+def test_after_the_database_is_restored_to_an_earlier_state_new_entries_chain_onto_what_it_holds(chain):
+    """A restore takes entries and the head back together: a process that appended the entries since
+    lost must not chain onto them (a gap), but onto the last entry the database has."""
+    hub, workspace_id, _ = chain
+    audit = hub.privacy.audit
+    stream = audit_stream_id(workspace_id)
+    kept_version = 3
+    with hub.database.connect() as conn:
+        conn.execute("DELETE FROM commhub_events WHERE originator_id = %s AND originator_version > %s",
+                     (stream, kept_version))
+    kept_hash = audit._last(stream)[1]
+    with hub.database.connect() as conn:
+        conn.execute("UPDATE commhub_audit_heads SET version = %s, hash = %s WHERE workspace_id = %s",
+                     (kept_version, kept_hash, workspace_id))
+
+    entry = audit.record(workspace_id, "contact.viewed", now=NOW)
+    assert entry.originator_version == kept_version + 1 and entry.previous_hash == kept_hash
+    report = audit.verify(workspace_id)
+    assert report.intact and report.entries == kept_version + 1, report.problems
