@@ -10,7 +10,7 @@ from uuid import UUID
 from fastapi import Depends, Query
 
 from adapters.tokens import Principal
-from api.deps import Conn, HubDep, require
+from api.deps import HubDep, require
 from api.present import plain
 from api.read_your_writes import SETTLE_SECONDS
 from api.routing import APIRouter
@@ -22,7 +22,7 @@ Auditor = Annotated[Principal, Depends(require("audit"))]
 
 @router.get("")
 def audit_entries(
-    principal: Auditor, hub: HubDep, conn: Conn, actor_id: UUID | None = None, subject_id: UUID | None = None,
+    principal: Auditor, hub: HubDep, actor_id: UUID | None = None, subject_id: UUID | None = None,
     action: str | None = Query(default=None, max_length=60, pattern=r"^[a-z_.]+$"),
     since: datetime | None = None, until: datetime | None = None,
     cursor: int | None = Query(default=None, ge=1, le=2**62), limit: int = Query(default=100, ge=1, le=500),
@@ -30,10 +30,12 @@ def audit_entries(
     """Entries newest first. Filters: actor, subject (a contact id), action, time range [since, until).
     ``next_cursor`` fetches the next (older) page. Every entry recorded before the request is included."""
     # An entry is stored as its request answers, after the route's read-your-writes position was
-    # taken, so the list waits for the projections to reach the log's head instead.
+    # taken, so the list waits for the projections to reach the log's head instead (holding no
+    # pooled connection while it waits).
     hub.wait_for(hub.app.recorder.max_notification_id() or 0, SETTLE_SECONDS)
-    rows, next_cursor = list_entries(conn, principal.workspace_id, actor_id=actor_id, subject_id=subject_id,
-                                     action=action, since=since, until=until, before=cursor, limit=limit)
+    with hub.database.connection() as conn:
+        rows, next_cursor = list_entries(conn, principal.workspace_id, actor_id=actor_id, subject_id=subject_id,
+                                         action=action, since=since, until=until, before=cursor, limit=limit)
     return {"items": plain(rows), "next_cursor": next_cursor}
 
 
