@@ -27,7 +27,7 @@ from psycopg import sql
 
 from adapters.codec import MsgspecTranscoder
 from adapters.event_store import columns
-from adapters.postgres import Database
+from adapters.postgres import SETUP_LOCK, Database
 from domain.application import CommHub
 from domain.audit import GENESIS, AuditEntry, audit_stream_id
 
@@ -102,7 +102,7 @@ class AuditLog:
 
     def setup(self) -> None:
         with self.database.connect() as conn, conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(7261001)")  # one process creates tables at a time
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (SETUP_LOCK,))
             conn.execute(HEADS_SQL)
             conn.execute(self._append_function_sql)
 

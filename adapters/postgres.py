@@ -17,6 +17,7 @@ from adapters.event_store import FACTORY_TOPIC
 
 # Long-lived LISTEN connections must notice a dead peer instead of waiting silently forever.
 KEEPALIVE = {"keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10, "keepalives_count": 3}
+SETUP_LOCK = 7261001  # pg_advisory_xact_lock key: one process at a time creates tables and functions
 
 
 @dataclass(frozen=True)

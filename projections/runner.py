@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterable, Protocol, Sequence
 import psycopg
 from eventsourcing.persistence import InterfaceError, Notification, OperationalError
 
-from adapters.postgres import KEEPALIVE, Database
+from adapters.postgres import KEEPALIVE, SETUP_LOCK, Database
 from domain.application import CommHub
 
 log = logging.getLogger(__name__)
@@ -164,7 +164,7 @@ class ProjectionRunner:
 
     def setup(self) -> None:
         with self.database.connect() as conn:
-            conn.execute("SELECT pg_advisory_xact_lock(7261001)")  # one process creates tables at a time
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (SETUP_LOCK,))
             conn.execute(POSITIONS_SQL)
             for projection in self.projections.values():
                 projection.setup(conn)
