@@ -128,6 +128,13 @@ def settle(hub: Hub, timeout: float = SETTLE_SECONDS) -> None:
         hub.wait_for(position, timeout)
 
 
+def caught_up(hub: Hub, timeout: float = SETTLE_SECONDS) -> None:
+    """Wait until the read models include every event stored so far (the log's head), not only what
+    this request wrote: for reads that must include the audit entries other calls stored as they
+    answered (after their own read-your-writes position was taken)."""
+    hub.wait_for(hub.app.recorder.max_notification_id() or 0, timeout)
+
+
 def settle_answer(hub: Hub) -> None:
     """Read-your-writes for a route whose answer does not read the projections: the answer waits
     for them on the event loop (api/read_your_writes.py), and this worker thread is free at once."""

@@ -10,9 +10,8 @@ from uuid import UUID
 from fastapi import Depends, Query
 
 from adapters.tokens import Principal
-from api.deps import HubDep, require
+from api.deps import HubDep, caught_up, require
 from api.present import plain
-from api.read_your_writes import SETTLE_SECONDS
 from api.routing import APIRouter
 from projections.audit import list_entries
 
@@ -29,10 +28,7 @@ def audit_entries(
 ) -> dict[str, Any]:
     """Entries newest first. Filters: actor, subject (a contact id), action, time range [since, until).
     ``next_cursor`` fetches the next (older) page. Every entry recorded before the request is included."""
-    # An entry is stored as its request answers, after the route's read-your-writes position was
-    # taken, so the list waits for the projections to reach the log's head instead (holding no
-    # pooled connection while it waits).
-    hub.wait_for(hub.app.recorder.max_notification_id() or 0, SETTLE_SECONDS)
+    caught_up(hub)  # before taking a pooled connection: none is held while waiting
     with hub.database.connection() as conn:
         rows, next_cursor = list_entries(conn, principal.workspace_id, actor_id=actor_id, subject_id=subject_id,
                                          action=action, since=since, until=until, before=cursor, limit=limit)

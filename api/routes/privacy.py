@@ -15,7 +15,7 @@ from adapters.signing import key_id
 from adapters.tokens import Principal
 from api import problems
 from api.bootstrap import Hub
-from api.deps import Conn, HubDep, now, require, settle
+from api.deps import Conn, HubDep, caught_up, now, require, settle
 from api.present import plain
 from api.routing import APIRouter
 from api.schemas import Body
@@ -127,6 +127,7 @@ def export_contact(contact_id: UUID, principal: Privacy, hub: HubDep) -> Streami
     """Everything about the contact as a zip (subject.json and attachments/), streamed. Audited."""
     parts = _parts(hub)
     export_id, at = uuid4(), now()
+    caught_up(hub)  # its access log includes the audit entries of the calls just before it
     bundle = parts.export.gather(principal.workspace_id, contact_id, export_id, at)
     parts.audit.record(principal.workspace_id, "contact.exported", actor_id=principal.staff_id, via="api",
                        subject_ids=bundle["subject_ids"], target_id=export_id,
