@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import zlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -18,7 +19,14 @@ from domain.privacy import ErasureReason
 from projections.privacy import pending_erasures
 
 log = logging.getLogger(__name__)
-RETENTION_LOCK = 7261003  # one retention run at a time across every process
+RETENTION_LOCK = 7261004
+
+
+def retention_lock(schema: str) -> int:
+    """One retention run at a time across every process of an installation (a schema): installations
+    sharing a PostgreSQL database do not skip each other's runs, nor do runs wait on a process
+    starting up (its start-up lock, 7261003, was this key once: a run then did nothing)."""
+    return (RETENTION_LOCK << 32) | zlib.crc32(schema.encode())
 
 
 @dataclass
@@ -112,7 +120,7 @@ class Retention:
     def run(self, now: datetime | None = None) -> int:
         """One scheduled run over every workspace (skipped if another process is running one)."""
         with self.database.connect(autocommit=True) as lock:
-            if not lock.execute("SELECT pg_try_advisory_lock(%s)", (RETENTION_LOCK,)).fetchone()[0]:
+            if not lock.execute("SELECT pg_try_advisory_lock(%s)", (retention_lock(self.database.schema),)).fetchone()[0]:
                 return 0
             for workspace_id, erasure_id in self._pending():
                 self.workflow.advance(workspace_id, erasure_id, wait=0)

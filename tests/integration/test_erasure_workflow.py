@@ -171,3 +171,25 @@ def test_an_erasure_interrupted_after_the_request_is_finished_by_the_next_retent
     assert app.get_erasure(workspace_id, request.id).status == "completed"
     with pytest.raises(ContactErasedError):
         app.add_note(workspace_id, person.contact_id, note_id=uuid.uuid4(), text="again", author_id=None, now=NOW)
+
+
+def test_a_retention_run_skips_only_while_a_run_of_the_same_installation_holds_its_lock(hub):
+    """Not while a process starts up (its start-up lock) nor while another installation's run goes."""
+    from api.retention import retention_lock
+
+    app = hub.app
+    workspace_id = new_workspace(app)
+    person = new_person(app, workspace_id, "Ida")
+    request = app.request_erasure(workspace_id, person.contact_id, erasure_id=uuid.uuid4(),
+                                  reason="data_subject_request", reference="T-10", requested_by=None, now=NOW)
+    hub.projections.catch_up()
+    with hub.database.connect(autocommit=True) as other:
+        other.execute("SELECT pg_advisory_lock(%s)", (retention_lock(hub.database.schema),))
+        hub.privacy.retention.run()
+        assert app.get_erasure(workspace_id, request.id).status != "completed"
+        other.execute("SELECT pg_advisory_unlock_all()")
+        other.execute("SELECT pg_advisory_lock(7261003), pg_advisory_lock(%s)", (retention_lock("another_schema"),))
+        hub.privacy.retention.run()
+        hub.projections.catch_up()
+        hub.privacy.retention.run()
+    assert app.get_erasure(workspace_id, request.id).status == "completed"
