@@ -40,7 +40,7 @@ class HandleIndex:
         return hmac.new(self.vault.index_key(workspace_id), f"{kind}:{normalised}".encode(), hashlib.sha256).digest()
 
     def find(self, workspace_id: UUID, kind: str, value: str) -> UUID | None:
-        with self.vault.database.connection() as conn:
+        with self.vault.database.connection(autocommit=True) as conn:  # one statement: no BEGIN/COMMIT trips
             row = conn.execute(
                 "SELECT contact_id FROM commhub_contact_handles WHERE workspace_id = %s AND digest = %s",
                 (workspace_id, self.digest(workspace_id, kind, value)),
@@ -48,7 +48,7 @@ class HandleIndex:
         return row[0] if row else None
 
     def claim(self, workspace_id: UUID, kind: str, value: str, contact_id: UUID) -> UUID:
-        with self.vault.database.connection() as conn:
+        with self.vault.database.connection(autocommit=True) as conn:
             return claim(conn, workspace_id, kind, self.digest(workspace_id, kind, value), contact_id)
 
 

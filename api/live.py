@@ -146,7 +146,7 @@ class LiveFeed:
 
     def floor(self) -> int:
         """The position up to which every read model is complete."""
-        with self.database.connection() as conn:
+        with self.database.connection(autocommit=True) as conn:
             return projected_floor(conn)
 
     def backfill(self, workspace_id: UUID, after: int, upto: int | None = None) -> list[dict[str, Any]] | None:
@@ -227,7 +227,7 @@ class LiveFeed:
     def publish_typing(self, workspace_id: UUID, conversation_id: UUID, who: str) -> None:
         """Tell every process that someone ("agent" or "visitor") is typing in a conversation."""
         payload = json.dumps({"w": str(workspace_id), "c": str(conversation_id), "who": who})
-        with self.database.connection() as conn:
+        with self.database.connection(autocommit=True) as conn:
             conn.execute("SELECT pg_notify(%s, %s)", (self.typing_channel, payload))
 
     def _relay_typing(self, payload: str) -> None:
