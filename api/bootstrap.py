@@ -209,13 +209,15 @@ def bootstrap(settings: Settings, *, database: Database | None = None) -> Hub:
                           poll_seconds=settings.reminder_poll_seconds)
 
     # Each worker's rows are written by one projection: a batch of events that projection ignores
-    # gave it nothing to do, so it is not woken (under inbound load, five idle claims per batch).
+    # gave it nothing to do, so it is not woken (under inbound load, five idle claims per batch), nor
+    # is it after a batch in which its view says it queued nothing (``View.quiet``: e.g. messages
+    # with no webhook subscriber and no reminder awaiting an answer).
     interests = [(outbox, outbox_view), (reminders, reminders_view), (writeback, writebacks_view),
                  (webhooks, webhooks_view), (caldav, caldav_view)]
 
     def advanced(position: int, kinds: frozenset[type]) -> None:
         for worker, view in interests:
-            if not kinds.isdisjoint(view.handlers):
+            if not kinds.isdisjoint(view.handlers) and not view.quiet:
                 worker.wake(position)
 
     runner.on_advance = advanced

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, ClassVar
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any, Callable, ClassVar, Sequence
 
 import psycopg
 
@@ -40,7 +41,16 @@ class View:
         for table in self.tables:
             conn.execute(psycopg.sql.SQL("DELETE FROM {}").format(psycopg.sql.Identifier(table)))
 
+    quiet: bool = False
+    """True after a batch in which this view queued nothing for its worker, so the worker need not
+    be woken (set by views whose ``batch`` tracks it; the others leave it False: maybe queued)."""
+
     def process(self, conn: psycopg.Connection[Any], event: Any, position: int) -> None:
         method = self.handlers.get(type(event))
         if method is not None:
             getattr(self, method)(conn, event, position)
+
+    def batch(self, conn: psycopg.Connection[Any], events: Sequence[Any]) -> AbstractContextManager[Any]:
+        """Around the events of one batch this view is about to apply (in the batch's transaction):
+        a view may read once what its handlers would otherwise look up once per event."""
+        return nullcontext()

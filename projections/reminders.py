@@ -8,8 +8,9 @@ here (the text is not kept, only its meaning) and queued for the reminder worker
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from datetime import datetime
-from typing import Any
+from typing import Any, Iterator, Sequence
 from uuid import UUID
 
 from psycopg.types.json import Jsonb
@@ -69,6 +70,10 @@ CREATE TABLE IF NOT EXISTS commhub_reminder_replies (
 );
 CREATE INDEX IF NOT EXISTS commhub_reminder_replies_due ON commhub_reminder_replies (due_at) WHERE status = 'pending';
 """
+AWAITING = """
+SELECT DISTINCT contact_id FROM commhub_reminder_appointments
+WHERE contact_id = ANY(%s) AND reminded_conversation_id IS NOT NULL AND status IN ('booked', 'confirmed')
+"""
 
 APPOINTMENT_EVENTS = (Appointment.Booked, Appointment.Rescheduled, Appointment.Cancelled, Appointment.Confirmed,
                       Appointment.CheckedIn, Appointment.Completed, Appointment.MarkedNoShow)
@@ -92,6 +97,25 @@ class Reminders(View):
         Conversation.MessageReceived: "reply",
         Contact.Erased: "erased",
     }
+
+    _awaiting: set[UUID] | None = None  # in a batch: contacts who may be answering a reminder
+
+    @contextmanager
+    def batch(self, conn: Any, events: Sequence[Any]) -> Iterator[None]:
+        """Reads once which of the batch's senders have a reminded, upcoming appointment: a message
+        from anyone else is no answer to a reminder, and costs neither classifying nor a statement.
+        A batch that also books, moves or reminds appointments checks every message as before."""
+        if any(not isinstance(e, (Conversation.MessageReceived, Contact.Erased)) and type(e) in self.handlers
+               for e in events):
+            awaiting = None
+        else:
+            senders = list({e.contact_id for e in events if isinstance(e, Conversation.MessageReceived)})
+            awaiting = {row[0] for row in conn.execute(AWAITING, (senders,))} if senders else set()
+        self._awaiting, self.quiet = awaiting, awaiting is not None
+        try:
+            yield
+        finally:
+            self._awaiting = None
 
     def appointment(self, conn: Any, e: Any, position: int) -> None:
         status = STATUS[type(e)]
@@ -147,10 +171,13 @@ class Reminders(View):
 
         One statement that reads nothing back: the runner sends a batch's statements without
         waiting for each answer (pipeline mode), and a read here would wait once per message."""
+        if self._awaiting is not None and e.contact_id not in self._awaiting:
+            return
         body = clear(e.body)
         verdict = classify(body) if isinstance(body, str) else None
         if verdict is None:
             return
+        self.quiet = False
         conn.execute(
             "INSERT INTO commhub_reminder_replies (message_id, workspace_id, contact_id, appointment_id,"
             " conversation_id, verdict, due_at)"

@@ -13,6 +13,7 @@ import itertools
 import logging
 import threading
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Protocol, Sequence
 
@@ -124,6 +125,9 @@ class Projection(Protocol):
 
     def process(self, conn: psycopg.Connection[Any], event: Any, position: int) -> None:
         """Apply one event (ignoring those it does not care about)."""
+
+    # Optional: ``batch(conn, events)``, a context manager around the events of each batch the
+    # projection applies (projections.base.View.batch).
 
 
 @dataclass(frozen=True)
@@ -277,15 +281,17 @@ class ProjectionRunner:
             if position < start:
                 continue  # reset by a rebuild since the events were read: its next batch starts lower
             projection = self.projections[name]
-            for notification_id, event in events:
-                if notification_id <= position:
-                    continue
-                if event is None:
-                    self._record_failure(conn, name, notification_id, "unreadable event")
-                elif careful:
-                    self._apply_one(conn, projection, event, notification_id)
-                else:
-                    projection.process(conn, event, notification_id)
+            pending = [(notification_id, event) for notification_id, event in events if notification_id > position]
+            batch = getattr(projection, "batch", None)
+            with nullcontext() if batch is None or not pending else \
+                    batch(conn, [event for _, event in pending if event is not None]):
+                for notification_id, event in pending:
+                    if event is None:
+                        self._record_failure(conn, name, notification_id, "unreadable event")
+                    elif careful:
+                        self._apply_one(conn, projection, event, notification_id)
+                    else:
+                        projection.process(conn, event, notification_id)
             if last > position:
                 reached[name] = last
         advanced = [name for name, position in positions.items() if start <= position < last]

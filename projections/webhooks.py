@@ -10,7 +10,8 @@ deliveries before its own ``subject.erased`` delivery is queued.
 
 from __future__ import annotations
 
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator, Sequence
 from uuid import UUID
 
 from psycopg.types.json import Jsonb
@@ -78,8 +79,16 @@ FROM commhub_webhook_subscriptions s
 WHERE s.workspace_id = %(workspace_id)s AND s.active AND %(type)s = ANY(s.event_types)
 ON CONFLICT (delivery_id) DO NOTHING
 """
+SUBSCRIBED = """
+SELECT DISTINCT workspace_id, unnest(event_types) FROM commhub_webhook_subscriptions
+WHERE active AND workspace_id = ANY(%s)
+"""
 CARRIED = (Conversation.MessageReceived, Conversation.MessageSent, Contact.Created, Contact.ConsentGranted,
            Contact.ConsentWithdrawn, Appointment.Booked, Appointment.Rescheduled, Appointment.Cancelled)
+
+
+SUBSCRIPTION_EVENTS = (WebhookSubscription.Created, WebhookSubscription.Changed, WebhookSubscription.SecretRotated,
+                       WebhookSubscription.Deleted)
 
 
 class Webhooks(View):
@@ -95,10 +104,31 @@ class Webhooks(View):
         WebhookSubscription.Deleted: "deleted",
     }
 
+    _subscribed: set[tuple[UUID, str]] | None = None  # in a batch: (workspace, event type) with a subscriber
+
+    @contextmanager
+    def batch(self, conn: Any, events: Sequence[Any]) -> Iterator[None]:
+        """Reads once which of the batch's workspaces subscribe to what, so that an event nobody
+        subscribed to costs no statement (most workspaces have no webhook); a batch that changes a
+        subscription enqueues every event as before (its answer could change mid-batch)."""
+        if any(isinstance(e, SUBSCRIPTION_EVENTS) for e in events):
+            subscribed = None
+        else:
+            workspaces = list({e.workspace_id for e in events if isinstance(e, CARRIED + (Contact.Erased,))})
+            subscribed = {(row[0], row[1]) for row in conn.execute(SUBSCRIBED, (workspaces,))} if workspaces else set()
+        self._subscribed, self.quiet = subscribed, True
+        try:
+            yield
+        finally:
+            self._subscribed = None
+
     def enqueue(self, conn: Any, e: Any, position: int) -> None:
         found = webhook_event(e)
         if found is None:
             return
+        if self._subscribed is not None and (e.workspace_id, found.type) not in self._subscribed:
+            return
+        self.quiet = False
         conn.execute(ENQUEUE, {
             "event_id": event_id(e.originator_id, e.originator_version), "type": found.type,
             "subject_id": found.subject_id, "workspace_id": e.workspace_id, "at": e.timestamp,

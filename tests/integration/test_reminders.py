@@ -210,3 +210,44 @@ def test_rebuilding_the_reminder_jobs_never_sends_a_reminder_again(hub):
     hub.projections.rebuild("reminders")
     run_at(hub, worker, clock, MONDAY_TEN_BST - timedelta(minutes=99))
     assert len(sent(hub, person)) == 1
+
+
+def test_a_reply_projected_in_the_same_batch_as_its_reminder_still_counts(hub):
+    workspace_id, person, _, clock, worker = setup(hub, (120, "sms"))
+    appointment_id = book(hub, workspace_id, person)
+    clock.now = MONDAY_TEN_BST - timedelta(minutes=100)
+    assert worker.run_once() == 1  # the reminder is sent; its event is not projected yet
+    hub.app.receive_message(workspace_id=workspace_id, contact_id=person.contact_id, channel="sms",
+                            body="C", now=clock.now)
+    hub.projections.catch_up()
+    run_at(hub, worker, clock, clock.now)
+    assert hub.app.get_appointment(workspace_id, appointment_id).status == "confirmed"
+
+
+def test_running_workers_act_on_a_reply_at_once_and_on_other_messages_not_at_all(settings, database):
+    """The reminder worker is woken when a reply is queued (its poll is an hour here), and a message
+    from someone no reminder went to queues nothing."""
+    from dataclasses import replace
+
+    from api.bootstrap import bootstrap
+
+    with bootstrap(replace(settings, reminder_poll_seconds=3600), database=database) as hub:
+        workspace_id, person, _, clock, worker = setup(hub, (120, "sms"))
+        appointment_id = book(hub, workspace_id, person)
+        run_at(hub, worker, clock, MONDAY_TEN_BST - timedelta(minutes=100))
+        stranger = new_person(hub.app, workspace_id, "Pip")
+        hub.reminders.clock = clock
+        hub.start_workers()
+        time.sleep(0.5)  # the reminder worker has found nothing due and sleeps until woken
+        hub.app.receive_message(workspace_id=workspace_id, contact_id=stranger.contact_id, channel="sms",
+                                body="yes", now=clock.now)
+        hub.app.receive_message(workspace_id=workspace_id, contact_id=person.contact_id, channel="sms",
+                                body="yes", now=clock.now)
+        deadline = time.monotonic() + 10
+        while hub.app.get_appointment(workspace_id, appointment_id).status != "confirmed":
+            assert time.monotonic() < deadline, "the reply was not acted on"
+            time.sleep(0.05)
+        with hub.database.connection() as conn:
+            replies = conn.execute("SELECT contact_id, verdict FROM commhub_reminder_replies WHERE workspace_id = %s",
+                                   (workspace_id,)).fetchall()
+        assert replies == [(person.contact_id, "confirm")]

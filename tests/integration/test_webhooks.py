@@ -249,3 +249,33 @@ def test_two_workers_racing_for_the_queue_send_each_delivery_once(isolated_hub):
         assert len(ids) == 30 and len(set(ids)) == 30
         assert counts["first"] > 0 and counts["second"] > 0 and sum(counts.values()) == 30
         assert {r["state"] for r in deliveries(hub, workspace_id, subscription_id)} == {"delivered"}
+
+
+def test_a_batch_queues_deliveries_only_for_the_subscribed_workspaces_and_types(isolated_hub):
+    """Subscriptions projected before the batch: the batch reads them once and skips the rest."""
+    hub = isolated_hub
+    mine, other = new_workspace(hub.app), new_workspace(hub.app)
+    subscription_id = subscribe(hub, mine, "http://127.0.0.1:9/hooks", ["message.received"])
+    hub.projections.catch_up()
+    me, them = new_person(hub.app, mine, "Di"), new_person(hub.app, other, "Ed")
+    for workspace_id, person in ((mine, me), (other, them)):
+        hub.app.receive_message(workspace_id=workspace_id, contact_id=person.contact_id, channel="sms", body="hi",
+                                now=NOW)
+    hub.projections.catch_up()
+    assert [r["event_type"] for r in deliveries(hub, mine, subscription_id)] == ["message.received"]
+    with hub.database.connection() as conn:
+        queued = conn.execute("SELECT workspace_id, event_type FROM commhub_webhook_deliveries").fetchall()
+    assert queued == [(mine, "message.received")]
+
+
+def test_a_subscription_made_in_the_same_batch_as_an_event_receives_it(isolated_hub):
+    hub = isolated_hub
+    workspace_id = new_workspace(hub.app)
+    hub.projections.catch_up()
+    person = new_person(hub.app, workspace_id, "Flo")
+    hub.projections.catch_up()
+    subscription_id = subscribe(hub, workspace_id, "http://127.0.0.1:9/hooks", ["message.received"])
+    hub.app.receive_message(workspace_id=workspace_id, contact_id=person.contact_id, channel="sms", body="hi",
+                            now=NOW)
+    assert hub.projections.run_once() >= 2  # the subscription and the message in one batch
+    assert [r["event_type"] for r in deliveries(hub, workspace_id, subscription_id)] == ["message.received"]
