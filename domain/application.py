@@ -309,9 +309,12 @@ class CommHub(WidgetCommands, MinorsCommands, AppointmentCommands, EmailCommands
         assert self.handles is not None, "inbound routing needs the contact handle index"
         checked = identifiers.e164(value) if kind == "phone" else identifiers.email(value)
         found = self.handles.find(workspace_id, kind, checked)
+        claimed = False
         if found is None:
-            found = self.handles.claim(workspace_id, kind, checked, uuid4())
-        if not self._contact_exists(workspace_id, found):  # claimed here, or by a process that died before creating
+            fresh = uuid4()
+            found = self.handles.claim(workspace_id, kind, checked, fresh)
+            claimed = found == fresh  # a new id claimed here: no contact can have it yet
+        if claimed or not self._contact_exists(workspace_id, found):  # or claimed by a process that died before creating
             try:
                 self.create_contact(
                     workspace_id=workspace_id, contact_id=found, name=(name or "").strip() or checked,

@@ -38,3 +38,24 @@ def test_the_same_number_writing_twice_is_one_contact(hub):
     second = hub.app.find_or_create_contact(workspace_id, kind="phone", value="+447700900123", name="Later", now=NOW)
     assert first == second
     assert hub.app.get_contact(workspace_id, first).phone == "+447700900123"
+
+
+def test_a_number_claimed_by_a_process_that_died_before_creating_the_contact_gets_it_created(hub):
+    workspace_id = new_workspace(hub.app)
+    orphan = hub.handles.claim(workspace_id, "phone", "+447700900124", uuid.uuid4())
+    found = hub.app.find_or_create_contact(workspace_id, kind="phone", value="+447700900124", name=None, now=NOW)
+    assert found == orphan
+    assert hub.app.get_contact(workspace_id, found).phone == "+447700900124"
+
+
+def test_two_threads_meeting_a_new_number_at_once_make_one_contact(hub):
+    from concurrent.futures import ThreadPoolExecutor
+
+    workspace_id = new_workspace(hub.app)
+    for attempt in range(5):
+        number = f"+44770090013{attempt}"
+        with ThreadPoolExecutor(4) as pool:
+            found = set(pool.map(lambda _: hub.app.find_or_create_contact(
+                workspace_id, kind="phone", value=number, name=None, now=NOW), range(4)))
+        assert len(found) == 1
+        assert hub.app.get_contact(workspace_id, found.pop()).phone == number
