@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from psycopg_pool import ConnectionPool
 
 from adapters.kek import Keyring
-from adapters.postgres import KEEPALIVE, Database
+from adapters.postgres import KEEPALIVE, SETUP_LOCK, Database
 from domain.errors import KeyMissingError, SubjectErasedError
 
 log = logging.getLogger(__name__)
@@ -56,10 +56,38 @@ def rotation_lock(database: Database) -> int:
     per schema, so installations sharing a PostgreSQL database do not block each other."""
     return (7261002 << 32) | zlib.crc32(database.schema.encode())
 
+# Loads, or creates, the data keys of many subjects in one statement (one round trip, its own
+# transaction in autocommit mode): takes each subject's lock (as a shred does), inserts the keys the
+# caller wrapped for subjects that have neither a key nor a tombstone, and answers each subject's
+# state: tombstoned, or its stored key (the caller's own where it was just inserted).
 # A new key need not wait for its own disk flush: the events sealed with it commit synchronously
 # afterwards, and PostgreSQL flushes WAL in order, so once they are durable the key is too; if they
 # never commit, a lost unused key harms nobody. Saves one fsync per save that creates keys.
-ASYNC_COMMIT = "SET LOCAL synchronous_commit TO off"  # held shared by every running vault; `keys rotate` needs it exclusively
+KEYS_FUNCTION = "commhub_data_keys_for"
+KEYS_FUNCTION_SQL = f"""
+CREATE OR REPLACE FUNCTION {KEYS_FUNCTION}(ids uuid[], workspaces uuid[], keks text[], keys bytea[], locks bigint[])
+RETURNS TABLE (sid uuid, is_erased boolean, by_kek text, key_wrapped bytea, is_new boolean)
+LANGUAGE plpgsql AS $BODY$
+BEGIN
+  PERFORM set_config('synchronous_commit', 'off', true);
+  PERFORM pg_advisory_xact_lock(l.k) FROM (SELECT DISTINCT unnest(locks) AS k ORDER BY 1) AS l;
+  RETURN QUERY
+  WITH given AS (SELECT * FROM unnest(ids, workspaces, keks, keys) AS g(id, ws, kek, w)),
+  inserted AS (
+    INSERT INTO commhub_data_keys (subject_id, workspace_id, kek_id, wrapped)
+    SELECT g.id, g.ws, g.kek, g.w FROM given g
+    WHERE NOT EXISTS (SELECT FROM commhub_key_tombstones t WHERE t.subject_id = g.id)
+    ON CONFLICT (subject_id) DO NOTHING
+    RETURNING commhub_data_keys.subject_id
+  )
+  SELECT g.id, t.subject_id IS NOT NULL, coalesce(k.kek_id, g.kek), coalesce(k.wrapped, g.w), i.subject_id IS NOT NULL
+  FROM given g
+  LEFT JOIN commhub_key_tombstones t ON t.subject_id = g.id
+  LEFT JOIN commhub_data_keys k ON k.subject_id = g.id  -- this statement's snapshot: not the rows it inserts
+  LEFT JOIN inserted i ON i.subject_id = g.id;
+END; $BODY$
+"""
+KEYS_STATEMENT = f"SELECT * FROM {KEYS_FUNCTION}(%s::uuid[], %s::uuid[], %s::text[], %b::bytea[], %s::bigint[])"
 
 
 
@@ -93,8 +121,10 @@ class KeyVault:
     # Lifecycle -----------------------------------------------------------------------------
 
     def setup(self) -> None:
-        with self.database.connect(autocommit=True) as conn:
+        with self.database.connect() as conn:  # one process at a time: CREATE OR REPLACE FUNCTION races
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (SETUP_LOCK,))
             conn.execute(SCHEMA_SQL)
+            conn.execute(KEYS_FUNCTION_SQL)
 
     def start(self) -> KeyVault:
         self.setup()
@@ -133,37 +163,30 @@ class KeyVault:
 
     def _load_or_create(self, subjects: dict[UUID, UUID]) -> dict[UUID, Any]:
         """Each subject's key (an AESGCM) or _ERASED for a tombstoned one; missing keys are created,
-        never for a tombstoned subject. Three round trips, however many subjects; results are cached."""
+        never for a tombstoned subject. One round trip, however many subjects (``KEYS_FUNCTION``): a
+        key is drawn and wrapped for every subject, and kept only where none was stored. Cached."""
         wanted = sorted(subjects)
         generation = self._generation
-        created: dict[UUID, bytes] = {}
-        with self._connection() as conn, conn.transaction():
-            conn.execute(ASYNC_COMMIT)
-            conn.execute("SELECT pg_advisory_xact_lock(k) FROM unnest(%s::bigint[]) AS k ORDER BY k",
-                         (sorted({_lock_key(s) for s in wanted}),))
-            rows = conn.execute(
-                "SELECT s.id, t.subject_id IS NOT NULL, k.kek_id, k.wrapped FROM unnest(%s::uuid[]) AS s(id)"
-                " LEFT JOIN commhub_key_tombstones t ON t.subject_id = s.id"
-                " LEFT JOIN commhub_data_keys k ON k.subject_id = s.id",
-                (wanted,),
-            ).fetchall()
-            erased = {r[0] for r in rows if r[1]}
-            found = {r[0]: (r[2], r[3]) for r in rows if not r[1] and r[2] is not None}
-            new = [r[0] for r in rows if not r[1] and r[2] is None]
-            if new:
-                wrapped_rows = []
-                for subject_id in new:
-                    created[subject_id] = AESGCM.generate_key(bit_length=256)
-                    wrapped_rows.append((subject_id, *self.keyring.wrap(created[subject_id], subject_id)))
-                conn.execute(
-                    "INSERT INTO commhub_data_keys (subject_id, workspace_id, kek_id, wrapped)"
-                    " SELECT * FROM unnest(%s::uuid[], %s::uuid[], %s::text[], %s::bytea[])",
-                    ([r[0] for r in wrapped_rows], [subjects[r[0]] for r in wrapped_rows],
-                     [r[1] for r in wrapped_rows], [r[2] for r in wrapped_rows]),
-                )
-        keys: dict[UUID, Any] = {s: _ERASED for s in erased}
-        keys.update({s: AESGCM(self.keyring.unwrap(by, wrapped, s)) for s, (by, wrapped) in found.items()})
-        keys.update({s: AESGCM(dek) for s, dek in created.items()})
+        drawn = {subject_id: AESGCM.generate_key(bit_length=256) for subject_id in wanted}
+        wrapped = [self.keyring.wrap(drawn[subject_id], subject_id) for subject_id in wanted]
+        with self._connection() as conn:
+            conn.autocommit = True  # the function's statement is its whole transaction
+            try:
+                rows = conn.execute(KEYS_STATEMENT, (
+                    wanted, [subjects[s] for s in wanted], [w[0] for w in wrapped], [w[1] for w in wrapped],
+                    sorted({_lock_key(s) for s in wanted}),
+                )).fetchall()
+            finally:
+                if not conn.broken:
+                    conn.autocommit = False
+        keys: dict[UUID, Any] = {}
+        for subject_id, erased, by, stored, new in rows:
+            if erased:
+                keys[subject_id] = _ERASED
+            elif new:
+                keys[subject_id] = AESGCM(drawn[subject_id])
+            else:
+                keys[subject_id] = AESGCM(self.keyring.unwrap(by, stored, subject_id))
         for subject_id, key in keys.items():
             self._remember(subject_id, key, generation)
         return keys

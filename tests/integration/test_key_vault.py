@@ -212,3 +212,17 @@ def test_a_batch_that_includes_an_erased_subject_is_refused_whole(hub):
 
     with pytest.raises(ContactNotFoundError):  # nothing of the batch was stored
         app.get_contact(workspace_id, newcomer.id)
+
+
+def test_processes_creating_the_same_subjects_key_at_once_all_get_the_one_stored(hub):
+    from concurrent.futures import ThreadPoolExecutor
+
+    workspace_id = new_workspace(hub.app)
+    for _ in range(5):
+        subject_id = uuid.uuid4()
+        with ThreadPoolExecutor(4) as pool:
+            keys = list(pool.map(lambda _: hub.vault._load_or_create({subject_id: workspace_id})[subject_id], range(4)))
+        sealed = keys[0].encrypt(b"\0" * 12, b"probe", None)
+        assert all(key.decrypt(b"\0" * 12, sealed, None) == b"probe" for key in keys)
+        hub.vault._cache.clear()
+        assert hub.vault.opener(subject_id).decrypt(b"\0" * 12, sealed, None) == b"probe"
