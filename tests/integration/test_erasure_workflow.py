@@ -156,13 +156,19 @@ def test_every_registered_projection_drops_the_erased_subjects_plaintext(isolate
     assert kept_events == events_before and count_events(hub.database) == events_before + 7
 
 
+def requested_erasure(hub, name: str):
+    """A contact whose erasure was requested and projected, as if the process died right after."""
+    workspace_id = new_workspace(hub.app)
+    person = new_person(hub.app, workspace_id, name)
+    request = hub.app.request_erasure(workspace_id, person.contact_id, erasure_id=uuid.uuid4(),
+                                      reason="data_subject_request", reference="T-9", requested_by=None, now=NOW)
+    hub.projections.catch_up()
+    return workspace_id, person, request
+
+
 def test_an_erasure_interrupted_after_the_request_is_finished_by_the_next_retention_run(hub):
     app = hub.app
-    workspace_id = new_workspace(app)
-    person = new_person(app, workspace_id, "Rae")
-    request = app.request_erasure(workspace_id, person.contact_id, erasure_id=uuid.uuid4(),
-                                  reason="data_subject_request", reference="T-9", requested_by=None, now=NOW)
-    hub.projections.catch_up()  # as if the process died right after recording the request
+    workspace_id, person, request = requested_erasure(hub, "Rae")
 
     hub.privacy.retention.run()
     hub.projections.catch_up()
@@ -178,11 +184,7 @@ def test_a_retention_run_skips_only_while_a_run_of_the_same_installation_holds_i
     from api.retention import retention_lock
 
     app = hub.app
-    workspace_id = new_workspace(app)
-    person = new_person(app, workspace_id, "Ida")
-    request = app.request_erasure(workspace_id, person.contact_id, erasure_id=uuid.uuid4(),
-                                  reason="data_subject_request", reference="T-10", requested_by=None, now=NOW)
-    hub.projections.catch_up()
+    workspace_id, person, request = requested_erasure(hub, "Ida")
     with hub.database.connect(autocommit=True) as other:
         other.execute("SELECT pg_advisory_lock(%s)", (retention_lock(hub.database.schema),))
         hub.privacy.retention.run()
