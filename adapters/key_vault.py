@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from psycopg_pool import ConnectionPool
 
 from adapters.kek import Keyring
-from adapters.postgres import KEEPALIVE, SETUP_LOCK, Database
+from adapters.postgres import KEEPALIVE, SETUP_LOCK, Database, autocommitted
 from domain.errors import KeyMissingError, SubjectErasedError
 
 log = logging.getLogger(__name__)
@@ -169,16 +169,13 @@ class KeyVault:
         generation = self._generation
         drawn = {subject_id: AESGCM.generate_key(bit_length=256) for subject_id in wanted}
         wrapped = [self.keyring.wrap(drawn[subject_id], subject_id) for subject_id in wanted]
-        with self._connection() as conn:
-            conn.autocommit = True  # the function's statement is its whole transaction
-            try:
-                rows = conn.execute(KEYS_STATEMENT, (
-                    wanted, [subjects[s] for s in wanted], [w[0] for w in wrapped], [w[1] for w in wrapped],
-                    sorted({_lock_key(s) for s in wanted}),
-                )).fetchall()
-            finally:
-                if not conn.broken:
-                    conn.autocommit = False
+        if self._pool is None:
+            raise RuntimeError("KeyVault.start() was not called")
+        with autocommitted(self._pool) as conn:  # the function's statement is its whole transaction
+            rows = conn.execute(KEYS_STATEMENT, (
+                wanted, [subjects[s] for s in wanted], [w[0] for w in wrapped], [w[1] for w in wrapped],
+                sorted({_lock_key(s) for s in wanted}),
+            )).fetchall()
         keys: dict[UUID, Any] = {}
         for subject_id, erased, by, stored, new in rows:
             if erased:

@@ -50,7 +50,7 @@ class Database:
                 pool = self._pools.get("shared")
                 if pool is None:
                     pool = self._pools["shared"] = self.pool(min_size=1, max_size=self.pool_size, name="commhub-shared")
-        return _autocommitted(pool) if autocommit else pool.connection()
+        return autocommitted(pool) if autocommit else pool.connection()
 
     def close(self) -> None:
         """Close this process's shared pool, if one was opened."""
@@ -98,7 +98,7 @@ class Database:
 
 
 @contextmanager
-def _autocommitted(pool: ConnectionPool) -> Iterator[psycopg.Connection[Any]]:
+def autocommitted(pool: ConnectionPool) -> Iterator[psycopg.Connection[Any]]:
     """A pooled connection in autocommit mode for the block, returned to the pool as it was lent."""
     with pool.connection() as conn:
         conn.autocommit = True  # a client-side switch: nothing is sent
