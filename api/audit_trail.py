@@ -148,7 +148,7 @@ class AuditMiddleware:
         if "contact_id" in params:
             return [UUID(str(params["contact_id"]))], None
         if "conversation_id" in params:
-            with database.connection() as conn:
+            with database.connection(autocommit=True) as conn:
                 row = conn.execute("SELECT contact_id FROM commhub_inbox WHERE conversation_id = %s",
                                    (params["conversation_id"],)).fetchone()
             return ([row[0]] if row else []), None
