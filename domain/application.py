@@ -8,7 +8,8 @@ from uuid import UUID, uuid4
 
 from contextvars import ContextVar
 
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
+from eventsourcing.domain import BaseAggregate
 from eventsourcing.persistence import IntegrityError, Mapper
 from eventsourcing.utils import Environment
 
@@ -65,6 +66,22 @@ class Owners:
         self._seen[(kind.__name__, aggregate_id)] = workspace_id
 
 
+class _Collected(ProcessingEvent[UUID]):
+    """The events of one save. eventsourcing tells aggregates from events with ``isinstance`` against
+    runtime-checkable protocols, which Python 3.11 answers by walking the protocols' attributes
+    (~20 µs per aggregate saved; an inbound message saves two). Our aggregates are all
+    ``BaseAggregate`` subclasses (an ordinary class check); anything else takes the library's path."""
+
+    def collect_events(self, *objs: Any, **kwargs: Any) -> None:
+        for obj in objs:
+            if isinstance(obj, BaseAggregate):
+                self.events.extend(obj.collect_events())
+                self.aggregates[obj.id] = obj
+            elif obj is not None:
+                super().collect_events(obj)
+        self.saved_kwargs.update(kwargs)
+
+
 class CommHub(WidgetCommands, MinorsCommands, AppointmentCommands, EmailCommands, SmsCommands, VoiceCommands,
              PrivacyCommands, SocialCommands, IntegrationCommands, Application):
     """All aggregates live in one application, so one notification log orders every event."""
@@ -90,10 +107,16 @@ class CommHub(WidgetCommands, MinorsCommands, AppointmentCommands, EmailCommands
         super().__init__(env)
 
     def save(self, *objs: Any, **kwargs: Any) -> Any:
+        """eventsourcing's ``Application.save``, step for step, collecting the events with
+        ``_Collected`` (which knows our aggregates without runtime protocol checks)."""
         prepare = getattr(self.mapper, "prepare", None)
         if prepare is not None:  # lets the sealing mapper fetch every key of this save at once
             prepare([e for obj in objs if obj is not None for e in getattr(obj, "pending_events", [obj])])
-        recordings = super().save(*objs, **kwargs)
+        processing = _Collected()
+        processing.collect_events(*objs, **kwargs)
+        recordings = self._record(processing)
+        self._take_snapshots(processing)
+        self._notify(recordings)
         if recordings:
             last_position.set(max(r.notification.id for r in recordings))
         return recordings
