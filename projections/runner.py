@@ -145,7 +145,7 @@ class Batch:
 class ProjectionRunner:
     def __init__(
         self, app: CommHub, database: Database, projections: Sequence[Projection], *, batch_size: int = 500,
-        batch_interval: float = 0.01,
+        batch_interval: float = 0.01, pace: float = 3.0, max_batch_interval: float = 0.05,
         on_advance: Callable[[int, frozenset[type]], None] | None = None,
         on_applied: Callable[[int, list[tuple[int, Any]]], None] | None = None,
     ) -> None:
@@ -154,6 +154,10 @@ class ProjectionRunner:
         self.projections = {p.name: p for p in projections}
         self.batch_size = batch_size
         self.batch_interval = batch_interval  # batches start at least this far apart while events keep coming
+        # ... and at least ``pace`` times as long as the last batch took (at most ``max_batch_interval``):
+        # when batches slow down (a busy machine), the next gathers more events, and each costs less.
+        self.pace = pace
+        self.max_batch_interval = max_batch_interval
         self.on_advance = on_advance
         # Called after a batch that moved the floor of every read model from ``start`` over exactly
         # its events (position, decoded event or None): the live feed pushes them without rereading.
@@ -369,6 +373,11 @@ class ProjectionRunner:
         if self.on_advance is not None:
             self.on_advance(position, kinds)
 
+    def interval_after(self, took: float) -> float:
+        """How long after the start of a batch that took ``took`` seconds the next may start, while
+        events keep coming (a full batch is followed at once: a backlog is read flat out)."""
+        return min(max(self.batch_interval, self.pace * took), max(self.batch_interval, self.max_batch_interval))
+
     def _run(self) -> None:
         backoff = 0.2
         while not self._stopping.is_set():
@@ -379,9 +388,10 @@ class ProjectionRunner:
                     while not self._stopping.is_set():
                         started = time.monotonic()
                         if self.run_once() < self.batch_size:
+                            took = time.monotonic() - started
                             for _ in listener.notifies(timeout=0.5, stop_after=1):
                                 pass
-                            rest = started + self.batch_interval - time.monotonic()
+                            rest = started + self.interval_after(took) - time.monotonic()
                             if rest > 0:  # under load, gather the events of a few commits into one batch
                                 self._stopping.wait(rest)
             except TRANSIENT:
