@@ -27,7 +27,7 @@ from psycopg import sql
 
 from adapters.codec import MsgspecTranscoder
 from adapters.event_store import columns
-from adapters.postgres import SETUP_LOCK, Database
+from adapters.postgres import Database
 from domain.application import CommHub
 from domain.audit import GENESIS, AuditEntry, audit_stream_id
 
@@ -101,8 +101,7 @@ class AuditLog:
         self._chains: dict[UUID, _Chain] = {}
 
     def setup(self) -> None:
-        with self.database.connect() as conn, conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (SETUP_LOCK,))
+        with self.database.setting_up() as conn:
             conn.execute(HEADS_SQL)
             conn.execute(self._append_function_sql)
 

@@ -10,7 +10,6 @@ import os
 
 import threading
 import time
-import zlib
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Callable, Iterable
@@ -21,7 +20,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from psycopg_pool import ConnectionPool
 
 from adapters.kek import Keyring
-from adapters.postgres import KEEPALIVE, SETUP_LOCK, Database, autocommitted
+from adapters.postgres import KEEPALIVE, Database, autocommitted, installation_lock
 from domain.errors import KeyMissingError, SubjectErasedError
 
 log = logging.getLogger(__name__)
@@ -54,7 +53,7 @@ _ERASED = object()  # cached answer for a shredded subject
 def rotation_lock(database: Database) -> int:
     """The advisory lock every running vault holds shared and a KEK rotation takes exclusively; one
     per schema, so installations sharing a PostgreSQL database do not block each other."""
-    return (7261002 << 32) | zlib.crc32(database.schema.encode())
+    return installation_lock(7261002, database.schema)
 
 # Loads, or creates, the data keys of many subjects in one statement (one round trip, its own
 # transaction in autocommit mode): takes each subject's lock (as a shred does), inserts the keys the
@@ -121,8 +120,7 @@ class KeyVault:
     # Lifecycle -----------------------------------------------------------------------------
 
     def setup(self) -> None:
-        with self.database.connect() as conn:  # one process at a time: CREATE OR REPLACE FUNCTION races
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (SETUP_LOCK,))
+        with self.database.setting_up() as conn:
             conn.execute(SCHEMA_SQL)
             conn.execute(KEYS_FUNCTION_SQL)
 
@@ -169,9 +167,7 @@ class KeyVault:
         generation = self._generation
         drawn = {subject_id: AESGCM.generate_key(bit_length=256) for subject_id in wanted}
         wrapped = [self.keyring.wrap(drawn[subject_id], subject_id) for subject_id in wanted]
-        if self._pool is None:
-            raise RuntimeError("KeyVault.start() was not called")
-        with autocommitted(self._pool) as conn:  # the function's statement is its whole transaction
+        with self._connection(autocommit=True) as conn:  # the function's statement is its whole transaction
             rows = conn.execute(KEYS_STATEMENT, (
                 wanted, [subjects[s] for s in wanted], [w[0] for w in wrapped], [w[1] for w in wrapped],
                 sorted({_lock_key(s) for s in wanted}),
@@ -331,10 +327,10 @@ class KeyVault:
 
     # Internals -----------------------------------------------------------------------------
 
-    def _connection(self) -> Any:
+    def _connection(self, *, autocommit: bool = False) -> Any:
         if self._pool is None:
             raise RuntimeError("KeyVault.start() was not called")
-        return self._pool.connection()
+        return autocommitted(self._pool) if autocommit else self._pool.connection()
 
     @staticmethod
     def _lock_subject(conn: psycopg.Connection[Any], subject_id: UUID) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import zlib
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Iterator
@@ -18,6 +19,12 @@ from adapters.event_store import FACTORY_TOPIC
 # Long-lived LISTEN connections must notice a dead peer instead of waiting silently forever.
 KEEPALIVE = {"keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10, "keepalives_count": 3}
 SETUP_LOCK = 7261001  # pg_advisory_xact_lock key: one process at a time creates tables and functions
+
+
+def installation_lock(key: int, schema: str) -> int:
+    """An advisory lock key of one installation (a schema): installations sharing a PostgreSQL
+    database do not block or skip each other."""
+    return (key << 32) | zlib.crc32(schema.encode())
 
 
 @dataclass(frozen=True)
@@ -36,6 +43,14 @@ class Database:
 
     def connect(self, **kwargs: Any) -> psycopg.Connection[Any]:
         return psycopg.connect(self.url, options=f"-c search_path={self.schema}", **kwargs)
+
+    @contextmanager
+    def setting_up(self) -> Iterator[psycopg.Connection[Any]]:
+        """A transaction holding the start-up DDL lock (``SETUP_LOCK``): processes starting together
+        create tables and functions one at a time (concurrent CREATE OR REPLACE FUNCTION fails)."""
+        with self.connect() as conn, conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (SETUP_LOCK,))
+            yield conn
 
     def connection(self, *, autocommit: bool = False) -> AbstractContextManager[psycopg.Connection[Any]]:
         """A connection from this process's shared pool (committed and returned at the end of the block).

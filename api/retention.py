@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import zlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -14,6 +13,7 @@ from uuid import UUID
 
 import psycopg
 
+from adapters.postgres import installation_lock
 from api.erasure import ErasureWorkflow
 from domain.privacy import ErasureReason
 from projections.privacy import pending_erasures
@@ -26,7 +26,7 @@ def retention_lock(schema: str) -> int:
     """One retention run at a time across every process of an installation (a schema): installations
     sharing a PostgreSQL database do not skip each other's runs, nor do runs wait on a process
     starting up (its start-up lock, 7261003, was this key once: a run then did nothing)."""
-    return (RETENTION_LOCK << 32) | zlib.crc32(schema.encode())
+    return installation_lock(RETENTION_LOCK, schema)
 
 
 @dataclass

@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterable, Protocol, Sequence
 import psycopg
 from eventsourcing.persistence import InterfaceError, Notification, OperationalError
 
-from adapters.postgres import KEEPALIVE, SETUP_LOCK, Database
+from adapters.postgres import KEEPALIVE, Database
 from domain.application import CommHub
 
 log = logging.getLogger(__name__)
@@ -171,8 +171,7 @@ class ProjectionRunner:
     # Lifecycle -----------------------------------------------------------------------------
 
     def setup(self) -> None:
-        with self.database.connect() as conn:
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (SETUP_LOCK,))
+        with self.database.setting_up() as conn:
             conn.execute(POSITIONS_SQL)
             for projection in self.projections.values():
                 projection.setup(conn)
