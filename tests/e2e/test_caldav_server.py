@@ -161,7 +161,11 @@ def test_a_calendar_server_that_was_down_gets_the_booking_once_it_is_back(server
         radicale.start()
     wait_for(lambda: event(radicale, user, calendar, appointment_id, staff_id), timeout=30,
              what="the push once the calendar server is back")
-    [status] = owner.ok("GET", f"/api/v1/appointments/{appointment_id}/caldav")["items"]
+    def recorded() -> list[dict] | None:  # the worker records the outcome just after the server answered its PUT
+        items = owner.ok("GET", f"/api/v1/appointments/{appointment_id}/caldav")["items"]
+        return items if any(s["state"] != "retrying" for s in items) else None
+
+    [status] = wait_for(recorded, timeout=10, what="the push's outcome recorded")
     assert status["state"] == "synced" and status["attempts"] >= 3
     assert owner.ok("GET", "/api/v1/caldav/sync", params={"state": "failed"})["items"] == []
 
