@@ -17,6 +17,7 @@ from xml.etree import ElementTree
 import httpx
 
 from adapters import ics
+from adapters.destinations import DestinationRefusedError
 from domain.calendar_sync import CalendarEvent
 
 RETRYABLE = frozenset({408, 425, 429, 500, 502, 503, 504})
@@ -42,7 +43,8 @@ class CaldavAccount:
 
 
 class CalendarCheckError(ValueError):
-    """The collection cannot be used: ``reason`` says why (unreachable, unauthorised, not_found, not_a_calendar)."""
+    """The collection cannot be used: ``reason`` says why (destination_refused, unreachable, unauthorised,
+    not_found, not_a_calendar)."""
 
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
@@ -54,6 +56,10 @@ def check_calendar(client: httpx.Client, account: CaldavAccount) -> None:
     try:
         answer = client.request("PROPFIND", account.collection_url, auth=account.auth, content=PROPFIND,
                                 headers={"Depth": "0", "Content-Type": "application/xml; charset=utf-8"})
+    except DestinationRefusedError:
+        raise CalendarCheckError("destination_refused", "the calendar's host is a private, loopback or link-local"
+                                 " address, which calendars may not reach (COMMHUB_CALDAV_ALLOW_PRIVATE=on allows"
+                                 " it)") from None
     except httpx.HTTPError as error:
         raise CalendarCheckError("unreachable", f"the calendar server did not answer ({type(error).__name__})") \
             from None

@@ -4,7 +4,8 @@ Claims due rows of ``commhub_caldav_pushes`` with SKIP LOCKED and a lease (so on
 event is in flight at a time, and a dead worker's row is taken again after the lease), reads the
 appointment *as it is now*, and makes the calendar match: PUT the event (create or update), DELETE
 it (cancelled, moved to someone else, contact erased), or nothing when the calendar already holds
-this version. Network errors, 5xx and 429 are retried with exponential backoff and jitter; after
+this version. Requests go through a guarded client (adapters.destinations: the calendar's host must
+resolve to an address calendars may reach). Network errors, 5xx and 429 are retried with exponential backoff and jitter; after
 ``max_attempts`` the push is recorded as failed (visible per appointment in the API) until the
 appointment changes again. Nothing personal is logged: ids and HTTP statuses only.
 """
@@ -21,6 +22,7 @@ import httpx
 
 from adapters.caldav import Outcome, delete_event, put_event
 from adapters.caldav_store import CaldavStore, Connection, SyncRow
+from adapters.destinations import guarded_client
 from adapters.polling import PollingWorker
 from adapters.postgres import Database
 from domain.application import CommHub
@@ -51,12 +53,13 @@ class CaldavWorker(PollingWorker):
     def __init__(
         self, app: CommHub, database: Database, store: CaldavStore, *, max_attempts: int = 8,
         base_delay: float = 2.0, timeout: float = 10.0, clock: Callable[[], datetime] | None = None,
-        poll_seconds: float = 5.0,
+        poll_seconds: float = 5.0, allow_private: bool = False,
     ) -> None:
         super().__init__()
         self.app = app
         self.database = database
         self.store = store
+        self.allow_private = allow_private  # calendar servers at private/loopback addresses (adapters.destinations)
         self.max_attempts = max_attempts
         self.base_delay = base_delay
         self.timeout = timeout
@@ -70,7 +73,7 @@ class CaldavWorker(PollingWorker):
         with self.database.connection() as conn:
             rows = conn.execute(CLAIM, {"now": now, "lease": now + self.lease, "limit": limit}).fetchall()
         if rows:
-            with httpx.Client(timeout=self.timeout, follow_redirects=False) as client:
+            with guarded_client(allow_private=self.allow_private, timeout=self.timeout) as client:
                 for row in rows:
                     self._push(client, *row)
         return len(rows)

@@ -4,6 +4,8 @@ Claims due rows of ``commhub_fhir_writebacks`` with SKIP LOCKED (leased, so a de
 taken again after the lease), reads the source's ``Appointment`` (GET), writes it back with the new
 status (PUT, ``If-Match`` its version when the source gives an ETag), retries with backoff and
 jitter on 5xx/429/408/412 or no answer, and records the outcome once as an event on the appointment.
+Requests go through a guarded client (adapters.destinations): the source's host must resolve to an
+address write-backs may reach, else the change is recorded as failed at once, not retried.
 Before each attempt the appointment is reloaded: a change already recorded is never written again.
 """
 
@@ -19,6 +21,7 @@ from urllib.parse import quote
 import httpx
 
 from adapters import fhir
+from adapters.destinations import DestinationRefusedError, guarded_client
 from adapters.fhir_integrations import FhirIntegration, FhirIntegrations
 from adapters.polling import PollingWorker
 from adapters.postgres import Database
@@ -59,6 +62,8 @@ def write_status(client: httpx.Client, integration: FhirIntegration, external_id
         etag = current.headers.get("ETag")
         put_headers = {**headers, "Content-Type": FHIR_JSON, **({"If-Match": etag} if etag else {})}
         answer = client.put(url, json=resource, headers=put_headers)
+    except DestinationRefusedError:  # the base URL's host now resolves to an address it may not reach
+        return Attempt(None, False)
     except httpx.HTTPError:
         return Attempt(None, True)
     except (ValueError, fhir.FhirInvalidError):  # the source answered something that is not its Appointment
@@ -72,12 +77,13 @@ class FhirWriteBackWorker(PollingWorker):
     def __init__(
         self, app: CommHub, database: Database, integrations: FhirIntegrations, *, max_attempts: int = 8,
         base_delay: float = 1.0, timeout: float = 10.0, clock: Callable[[], datetime] | None = None,
-        poll_seconds: float = 5.0,
+        poll_seconds: float = 5.0, allow_private: bool = False,
     ) -> None:
         super().__init__()
         self.app = app
         self.database = database
         self.integrations = integrations
+        self.allow_private = allow_private  # FHIR servers at private/loopback addresses (adapters.destinations)
         self.max_attempts = max_attempts
         self.base_delay = base_delay
         self.timeout = timeout
@@ -90,7 +96,7 @@ class FhirWriteBackWorker(PollingWorker):
         with self.database.connection() as conn:
             rows = conn.execute(CLAIM, {"now": now, "lease": now + LEASE, "limit": limit}).fetchall()
         if rows:
-            with httpx.Client(timeout=self.timeout, follow_redirects=False) as client:
+            with guarded_client(allow_private=self.allow_private, timeout=self.timeout) as client:
                 for row in rows:
                     self._write(client, *row)
         return len(rows)

@@ -1,30 +1,28 @@
 """Sends queued webhook deliveries: signed POSTs to subscribers' URLs, at least once.
 
 Claims due rows of ``commhub_webhook_deliveries`` with SKIP LOCKED and a lease (a dead worker's
-rows are taken again after it), resolves the URL's host at that moment and refuses private,
-loopback and link-local addresses unless allowed, then connects to exactly the address it checked
-(no second lookup an attacker's DNS could answer differently). No redirects are followed and no
+rows are taken again after it) and posts through a guarded client (adapters.destinations): the URL's
+host is resolved at that moment, private, loopback and link-local addresses are refused unless
+allowed, and the connection goes to exactly the address checked. No redirects are followed and no
 response body is read or stored. Network errors, 5xx and 429 are retried with exponential backoff
 and jitter up to ``max_attempts``; other answers fail the delivery at once. Every attempt is a row.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging
 import random
-import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
-from urllib.parse import urlsplit, urlunsplit
 from uuid import UUID
 
 import httpx
 
+from adapters.destinations import DestinationRefusedError, UnresolvedHostError, guarded_client
 from adapters.polling import PollingWorker
 from adapters.postgres import Database
 from domain.application import CommHub
@@ -41,10 +39,6 @@ CLAIM = (
 )
 
 
-class DestinationRefusedError(Exception):
-    """The URL's host resolves to an address webhooks may not reach."""
-
-
 @dataclass(frozen=True)
 class Outcome:
     http_status: int | None
@@ -56,55 +50,16 @@ class Outcome:
         return self.http_status is not None and 200 <= self.http_status < 300
 
 
-def _refused(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    return (address.is_private or address.is_loopback or address.is_link_local or address.is_multicast
-            or address.is_reserved or address.is_unspecified or not address.is_global)
-
-
-def resolve(host: str, port: int, allow_private: bool) -> str:
-    """The address to connect to: the first the host resolves to, if every one of them is allowed."""
+def post(client: httpx.Client, url: str, body: bytes, headers: dict[str, str]) -> Outcome:
+    """POST through a guarded client (adapters.destinations): to the address the URL's host resolves
+    to now, if that address is allowed, with the original Host and TLS name."""
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError):
-        raise OSError("dns") from None
-    addresses = [ipaddress.ip_address(info[4][0].split("%", 1)[0]) for info in infos]
-    if not addresses:
-        raise OSError("dns")
-    if not allow_private and any(_refused(a) for a in addresses):
-        raise DestinationRefusedError("destination address not allowed")
-    return str(sorted(addresses, key=lambda a: a.version)[0])  # IPv4 first: not every host has IPv6 routes
-
-
-def check_destination(url: str, allow_private: bool) -> None:
-    """Refuse a URL whose host resolves to an address webhooks may not reach (when subscribing; every
-    delivery checks again). A host that does not resolve now is left to the delivery-time check."""
-    parts = urlsplit(url)
-    try:
-        resolve(parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80), allow_private)
-    except OSError:
-        pass
-
-
-def post(client: httpx.Client, url: str, body: bytes, headers: dict[str, str], allow_private: bool) -> Outcome:
-    """POST to the address the URL's host resolves to now, with the original Host and TLS name."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    try:
-        address = resolve(host, port, allow_private)
+        with client.stream("POST", url, content=body, headers=headers) as response:
+            status = response.status_code  # the body is never read: nothing of it is stored
     except DestinationRefusedError:
         return Outcome(None, "destination_refused", False)
-    except OSError:
+    except UnresolvedHostError:
         return Outcome(None, "dns_error", True)
-    literal = f"[{address}]" if ":" in address else address
-    pinned = urlunsplit((parts.scheme, f"{literal}:{port}", parts.path or "/", parts.query, ""))
-    host_header = parts.netloc.rsplit("@", 1)[-1]
-    try:
-        with client.stream("POST", pinned, content=body, headers={**headers, "Host": host_header},
-                           extensions={"sni_hostname": host}) as response:
-            status = response.status_code  # the body is never read: nothing of it is stored
     except httpx.TimeoutException:
         return Outcome(None, "timeout", True)
     except httpx.ConnectError:
@@ -146,7 +101,7 @@ class WebhookWorker(PollingWorker):
         with self.database.connection() as conn:
             rows = conn.execute(CLAIM, {"now": now, "lease": now + self.lease, "limit": limit}).fetchall()
         if rows:
-            with httpx.Client(timeout=self.timeout, follow_redirects=False, trust_env=False) as client, \
+            with guarded_client(allow_private=self.allow_private, timeout=self.timeout) as client, \
                     ThreadPoolExecutor(self.concurrency) as pool:
                 list(pool.map(lambda row: self._deliver(client, *row), rows))
         return len(rows)
@@ -169,7 +124,7 @@ class WebhookWorker(PollingWorker):
             "Commhub-Event-Id": str(payload["id"]), "Commhub-Event-Type": event_type,
             "Commhub-Delivery-Id": str(delivery_id),
         }
-        outcome = post(client, subscription.url, body, headers, self.allow_private)
+        outcome = post(client, subscription.url, body, headers)
         self._record(delivery_id, attempt, started, int((time.monotonic() - began) * 1000), outcome)
 
     def _record(self, delivery_id: UUID, attempt: int, started: datetime, duration_ms: int, outcome: Outcome) -> None:

@@ -197,7 +197,8 @@ def bootstrap(settings: Settings, *, database: Database | None = None) -> Hub:
     reminders = ReminderWorker(app, database, poll_seconds=settings.reminder_poll_seconds)
     integrations = FhirIntegrations(vault)
     integrations.setup()
-    writeback = FhirWriteBackWorker(app, database, integrations, poll_seconds=settings.reminder_poll_seconds)
+    writeback = FhirWriteBackWorker(app, database, integrations, poll_seconds=settings.reminder_poll_seconds,
+                                    allow_private=settings.fhir_allow_private)
     webhooks = WebhookWorker(app, database, vault, allow_private=settings.webhook_allow_private,
                              timeout=settings.webhook_timeout, max_attempts=settings.webhook_max_attempts,
                              base_delay=settings.webhook_base_delay, max_delay=settings.webhook_max_delay,
@@ -206,7 +207,7 @@ def bootstrap(settings: Settings, *, database: Database | None = None) -> Hub:
     calendars.setup()
     caldav = CaldavWorker(app, database, calendars, max_attempts=settings.caldav.max_attempts,
                           base_delay=settings.caldav.base_delay, timeout=settings.caldav.timeout,
-                          poll_seconds=settings.reminder_poll_seconds)
+                          poll_seconds=settings.reminder_poll_seconds, allow_private=settings.caldav.allow_private)
 
     # Each worker's rows are written by one projection: a batch of events that projection ignores
     # gave it nothing to do, so it is not woken (under inbound load, five idle claims per batch), nor

@@ -18,18 +18,24 @@ class CaldavSettings:
     max_attempts: int = 8  # attempts of one push (network errors, 5xx, 429) before it is marked failed
     base_delay: float = 2.0  # seconds before the first retry; doubles each attempt, ±50% jitter
     allow_http: bool = False  # plain http to calendar servers other than this machine
+    allow_private: bool = False  # calendar servers at private, loopback or link-local addresses
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> CaldavSettings:
-        allow = (env.get("COMMHUB_CALDAV_ALLOW_HTTP") or "off").strip().lower()
-        if allow not in ("on", "off"):
-            raise CaldavSettingsError("COMMHUB_CALDAV_ALLOW_HTTP must be on or off")
         return cls(
             timeout=_positive(env, "COMMHUB_CALDAV_TIMEOUT", 10.0),
             max_attempts=max(1, int(_positive(env, "COMMHUB_CALDAV_MAX_ATTEMPTS", 8))),
             base_delay=_positive(env, "COMMHUB_CALDAV_BASE_DELAY", 2.0),
-            allow_http=allow == "on",
+            allow_http=_switch(env, "COMMHUB_CALDAV_ALLOW_HTTP"),
+            allow_private=_switch(env, "COMMHUB_CALDAV_ALLOW_PRIVATE"),
         )
+
+
+def _switch(env: Mapping[str, str], name: str) -> bool:
+    value = (env.get(name) or "off").strip().lower()
+    if value not in ("on", "off"):
+        raise CaldavSettingsError(f"{name} must be on or off")
+    return value == "on"
 
 
 def _positive(env: Mapping[str, str], name: str, default: float) -> float:

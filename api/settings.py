@@ -64,6 +64,7 @@ class Settings:
     widget_max_message_chars: int = 2000
     widget_identity_max_seconds: float = 86400.0
     webhook_allow_private: bool = False
+    fhir_allow_private: bool = False  # FHIR write-back to private, loopback or link-local addresses
     webhook_timeout: float = 10.0
     webhook_max_attempts: int = 8
     webhook_base_delay: float = 5.0
@@ -134,6 +135,7 @@ class Settings:
             widget_max_message_chars=int(_number(env, "COMMHUB_WIDGET_MAX_MESSAGE_CHARS", 2000)),
             widget_identity_max_seconds=_number(env, "COMMHUB_WIDGET_IDENTITY_MAX_SECONDS", 86400.0),
             webhook_allow_private=_choice(env, "COMMHUB_WEBHOOK_ALLOW_PRIVATE", ("on", "off"), "off") == "on",
+            fhir_allow_private=_choice(env, "COMMHUB_FHIR_ALLOW_PRIVATE", ("on", "off"), "off") == "on",
             webhook_timeout=_number(env, "COMMHUB_WEBHOOK_TIMEOUT", 10.0) or 10.0,
             webhook_max_attempts=max(1, int(_number(env, "COMMHUB_WEBHOOK_MAX_ATTEMPTS", 8))),
             webhook_base_delay=_number(env, "COMMHUB_WEBHOOK_BASE_DELAY", 5.0),

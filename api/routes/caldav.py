@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any, Literal
 from uuid import UUID
 
-import httpx
 from fastapi import HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import Field
@@ -22,6 +21,7 @@ from adapters.caldav_store import (
     check_collection_url,
     check_secret,
 )
+from adapters.destinations import guarded_client
 from adapters.tokens import Principal
 from api.bootstrap import Hub
 from api.deps import Contacts, HubDep, Settings_, now, outbound_call
@@ -69,7 +69,8 @@ async def connect(request: Request, staff_id: UUID, body: CalendarConnection, pr
                   hub: HubDep) -> dict[str, Any] | JSONResponse:
     """Connect (or replace) a staff member's calendar. The collection is checked first (PROPFIND): it
     must answer, accept the login and be a calendar, else 422 with ``code`` ``caldav_unreachable``,
-    ``caldav_unauthorised``, ``caldav_not_found`` or ``caldav_not_a_calendar``. Then their upcoming
+    ``caldav_unauthorised``, ``caldav_not_found``, ``caldav_not_a_calendar`` or (a private, loopback or
+    link-local address, unless the operator allows them) ``caldav_destination_refused``. Then their upcoming
     appointments are pushed to it, and every later change."""
     return await outbound_call(request, lambda: _connect(staff_id, body, principal, hub))
 
@@ -83,7 +84,7 @@ def _connect(staff_id: UUID, body: CalendarConnection, principal: Principal, hub
     except CaldavSettingInvalidError as error:
         return problem(422, "Calendar setting is not valid", str(error), code="caldav_setting_invalid")
     try:
-        with httpx.Client(timeout=settings.timeout, follow_redirects=False) as client:
+        with guarded_client(allow_private=settings.allow_private, timeout=settings.timeout) as client:
             check_calendar(client, account)
     except CalendarCheckError as error:
         return problem(422, "Calendar cannot be used", str(error), code=f"caldav_{error.reason}")

@@ -6,11 +6,14 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import HTTPException
+from fastapi.responses import JSONResponse
 from pydantic import Field
 
-from adapters.fhir_integrations import FhirIntegrations, FhirSettingInvalidError
+from adapters.destinations import DestinationRefusedError, check_destination
+from adapters.fhir_integrations import FhirIntegrations, FhirSettingInvalidError, check_base_url
 from api.bootstrap import Hub
 from api.deps import HubDep, Settings_, now
+from api.problems import problem
 from api.routing import APIRouter
 from api.schemas import Body
 
@@ -26,14 +29,21 @@ def integrations(hub: Hub) -> FhirIntegrations:
     return hub.extras["fhir_integrations"]  # type: ignore[no-any-return]
 
 
-@router.put("")
-def save_setting(body: WriteBackSetting, principal: Settings_, hub: HubDep) -> dict[str, Any]:
+@router.put("", response_model=None)
+def save_setting(body: WriteBackSetting, principal: Settings_, hub: HubDep) -> dict[str, Any] | JSONResponse:
     """Turn write-back on (or change it): later confirmations, cancellations, check-ins, completions
-    and no-shows of appointments that came through the FHIR webhook are PUT to ``{base_url}/Appointment/{id}``."""
+    and no-shows of appointments that came through the FHIR webhook are PUT to ``{base_url}/Appointment/{id}``.
+    A base URL whose host resolves to a private, loopback or link-local address is refused (422) unless
+    the operator set ``COMMHUB_FHIR_ALLOW_PRIVATE=on``."""
     try:
+        check_destination(check_base_url(body.base_url), hub.settings.fhir_allow_private)
         saved = integrations(hub).save(principal.workspace_id, body.base_url, body.token, now())
     except FhirSettingInvalidError as error:
-        raise HTTPException(422, str(error)) from None
+        return problem(422, "FHIR write-back setting is not valid", str(error), code="fhir_setting_invalid")
+    except DestinationRefusedError:
+        return problem(422, "FHIR server cannot be reached from here",
+                       "the base URL's host is a private, loopback or link-local address, which write-backs may"
+                       " not reach (COMMHUB_FHIR_ALLOW_PRIVATE=on allows it)", code="fhir_destination_refused")
     return {"base_url": saved.base_url, "token_set": True, "updated_at": saved.updated_at.isoformat()}
 
 

@@ -10,7 +10,7 @@ from uuid import UUID, uuid4
 
 from fastapi import Query, Response
 
-from adapters.webhook_delivery import DestinationRefusedError, check_destination
+from adapters.destinations import DestinationRefusedError, check_destination
 from api.bootstrap import Hub
 from api.deps import Conn, HubDep, Settings_, now, settle
 from api.integration_schemas import WebhookChange, WebhookCreate

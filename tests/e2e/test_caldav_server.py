@@ -42,7 +42,8 @@ def server(tmp_path_factory: pytest.TempPathFactory, server_url: str, session_ke
     database.ensure_schema()
     env = {"DATABASE_URL": database.url, "COMMHUB_DB_SCHEMA": database.schema, "COMMHUB_KEK": session_kek,
            "COMMHUB_REMINDER_POLL_SECONDS": "0.3", "COMMHUB_CALDAV_BASE_DELAY": "0.3",
-           "COMMHUB_CALDAV_TIMEOUT": "2", "COMMHUB_LOG_LEVEL": "debug"}
+           "COMMHUB_CALDAV_TIMEOUT": "2", "COMMHUB_LOG_LEVEL": "debug",
+           "COMMHUB_CALDAV_ALLOW_PRIVATE": "on"}  # Radicale listens on loopback
     running = start_server(tmp_path_factory.mktemp("caldav-server"), env, "--demo")
     yield running
     stop_server(running)

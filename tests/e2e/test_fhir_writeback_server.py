@@ -35,7 +35,8 @@ def server(tmp_path_factory: pytest.TempPathFactory, server_url: str, session_ke
     database = Database(server_url, f"test_{uuid.uuid4().hex[:12]}")
     database.ensure_schema()
     env = {"DATABASE_URL": database.url, "COMMHUB_DB_SCHEMA": database.schema, "COMMHUB_KEK": session_kek,
-           "COMMHUB_FHIR_WEBHOOK_SECRET": FHIR_SECRET, "COMMHUB_REMINDER_POLL_SECONDS": "0.3"}
+           "COMMHUB_FHIR_WEBHOOK_SECRET": FHIR_SECRET, "COMMHUB_REMINDER_POLL_SECONDS": "0.3",
+           "COMMHUB_FHIR_ALLOW_PRIVATE": "on"}  # the fake EHR listens on loopback
     running = start_server(tmp_path_factory.mktemp("writeback"), env, "--demo")
     yield running
     stop_server(running)

@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import json
 import re
+import socket
 import time
 import uuid
 from collections.abc import Iterator
@@ -238,3 +239,30 @@ def test_bad_subscriptions_are_refused_with_problems(owner):
 
 
 SCHEMA_TYPES = [one["$ref"].rsplit("/", 1)[1].replace("_", ".", 1) for one in SCHEMA["oneOf"]]
+
+
+def test_calendar_and_fhir_urls_on_this_machine_are_refused_unless_the_operator_allows_them(owner):
+    # This server allows private webhook destinations only: a calendar or an EHR on loopback is a
+    # way into the hub's own network (SSRF) and is refused before any connection is made.
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    listener.setblocking(False)
+    port = listener.getsockname()[1]
+    try:
+        refused = owner.request("PUT", f"/api/v1/caldav/connections/{owner.me['staff_id']}",
+                                json={"collection_url": f"http://localhost:{port}/dav/cal/", "username": "u",
+                                      "password": "p"})
+        problem = assert_problem(refused, 422)
+        assert problem["code"] == "caldav_destination_refused" and "COMMHUB_CALDAV_ALLOW_PRIVATE" in problem["detail"]
+        assert owner.ok("GET", "/api/v1/caldav/connections")["items"] == []
+
+        for base_url in (f"http://127.0.0.1:{port}/fhir", "http://169.254.169.254/latest"):
+            problem = assert_problem(owner.request("PUT", "/api/v1/integrations/fhir/write-back",
+                                                   json={"base_url": base_url, "token": "t0ken"}), 422)
+            assert problem["code"] == "fhir_destination_refused" and "COMMHUB_FHIR_ALLOW_PRIVATE" in problem["detail"]
+        assert owner.request("GET", "/api/v1/integrations/fhir/write-back").status_code == 404
+        with pytest.raises(BlockingIOError):
+            listener.accept()  # nobody connected
+    finally:
+        listener.close()

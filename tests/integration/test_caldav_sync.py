@@ -15,6 +15,7 @@ import pytest
 
 from adapters.caldav import CaldavAccount, CalendarCheckError, check_calendar
 from adapters.caldav_worker import CaldavWorker
+from adapters.destinations import guarded_client
 from adapters.postgres import Database
 from api.bootstrap import Hub, bootstrap
 from api.settings import Settings
@@ -102,7 +103,9 @@ def now() -> datetime:
 
 @pytest.fixture
 def clinic(hub: Hub, radicale: Radicale) -> Clinic:
-    return Clinic(hub, radicale, CaldavWorker(hub.app, hub.database, hub.extras["caldav"], base_delay=0.01))
+    # Radicale listens on loopback: this worker may reach it (the default refuses, see the test below)
+    return Clinic(hub, radicale, CaldavWorker(hub.app, hub.database, hub.extras["caldav"], allow_private=True,
+                                              base_delay=0.01))
 
 
 def test_a_booking_appears_in_the_staff_calendar_with_time_and_place_and_nothing_personal(clinic):
@@ -184,8 +187,8 @@ def test_a_calendar_server_that_is_down_is_retried_with_backoff_and_gets_the_lat
     appointment_id = clinic.book()
     clinic.hub.projections.catch_up()
     clock = [now()]
-    worker = CaldavWorker(clinic.hub.app, clinic.hub.database, clinic.hub.extras["caldav"], base_delay=30,
-                          timeout=2, clock=lambda: clock[0])
+    worker = CaldavWorker(clinic.hub.app, clinic.hub.database, clinic.hub.extras["caldav"], allow_private=True,
+                          base_delay=30, timeout=2, clock=lambda: clock[0])
     clinic.radicale.stop()
     try:
         assert worker.run_once() >= 1
@@ -211,8 +214,8 @@ def test_a_calendar_server_that_is_down_is_retried_with_backoff_and_gets_the_lat
 
 
 def test_a_push_that_keeps_failing_is_marked_failed_and_listed(clinic):
-    worker = CaldavWorker(clinic.hub.app, clinic.hub.database, clinic.hub.extras["caldav"], base_delay=0.001,
-                          max_attempts=2, timeout=1)
+    worker = CaldavWorker(clinic.hub.app, clinic.hub.database, clinic.hub.extras["caldav"], allow_private=True,
+                          base_delay=0.001, max_attempts=2, timeout=1)
     appointment_id = clinic.book()
     clinic.hub.projections.catch_up()
     clinic.radicale.stop()
@@ -228,6 +231,31 @@ def test_a_push_that_keeps_failing_is_marked_failed_and_listed(clinic):
     failed = clinic.hub.extras["caldav"].statuses(clinic.workspace_id, state="failed")
     assert [s["appointment_id"] for s in failed] == [appointment_id]
     assert worker.run_once() == 0 and clinic.vevent(appointment_id) is None
+
+
+def test_a_calendar_on_a_private_address_gets_nothing_unless_the_operator_allows_it(clinic):
+    # Connected while allowed (or its DNS name now points at loopback): a worker with the default
+    # refuses to connect, so the push is retried and in the end failed, and the calendar gets nothing.
+    worker = CaldavWorker(clinic.hub.app, clinic.hub.database, clinic.hub.extras["caldav"], base_delay=0.001,
+                          max_attempts=2, timeout=2)
+    appointment_id = clinic.book()
+    clinic.hub.projections.catch_up()
+    for _ in range(10):
+        worker.run_once()
+        if clinic.status(appointment_id)[0]["state"] == "failed":
+            break
+    [status] = clinic.status(appointment_id)
+    assert (status["state"], status["attempts"], status["http_status"]) == ("failed", 2, None)
+    assert clinic.radicale.hrefs(clinic.user, clinic.calendar) == []
+    account = CaldavAccount(clinic.calendar, clinic.user, clinic.radicale.users[clinic.user])
+    with guarded_client(allow_private=False, timeout=5) as client, pytest.raises(CalendarCheckError) as refused:
+        check_calendar(client, account)
+    assert refused.value.reason == "destination_refused"
+    with guarded_client(allow_private=True, timeout=5) as client:
+        check_calendar(client, account)
+    clinic.reschedule(appointment_id, START + timedelta(hours=1))  # a failed push waits for the next change
+    clinic.sync()  # by the fixture's worker, which may reach loopback
+    assert clinic.vevent(appointment_id) is not None
 
 
 def test_a_wrong_password_is_refused_before_anything_is_saved_and_a_failed_push_says_401(clinic):
@@ -246,7 +274,8 @@ def test_a_wrong_password_is_refused_before_anything_is_saved_and_a_failed_push_
 def test_two_workers_push_one_event_and_a_rebuild_pushes_nothing_again(clinic):
     appointment_id = clinic.book()
     clinic.hub.projections.catch_up()
-    workers = [CaldavWorker(clinic.hub.app, clinic.hub.database, clinic.hub.extras["caldav"]) for _ in range(2)]
+    workers = [CaldavWorker(clinic.hub.app, clinic.hub.database, clinic.hub.extras["caldav"], allow_private=True)
+               for _ in range(2)]
     start = threading.Barrier(2)
 
     def run(worker: CaldavWorker) -> None:
@@ -288,7 +317,7 @@ def test_the_contact_name_goes_out_only_when_the_workspace_asks_and_an_erasure_d
 def test_an_appointment_that_ended_before_the_calendar_was_connected_is_not_pushed(hub, radicale):
     clinic = Clinic.__new__(Clinic)
     clinic.hub, clinic.radicale = hub, radicale
-    clinic.worker = CaldavWorker(hub.app, hub.database, hub.extras["caldav"])
+    clinic.worker = CaldavWorker(hub.app, hub.database, hub.extras["caldav"], allow_private=True)
     clinic.workspace_id = new_workspace(hub.app)
     clinic.person = new_person(hub.app, clinic.workspace_id, "Bo")
     staff_id = hub.app.add_staff(workspace_id=clinic.workspace_id, staff_id=uuid.uuid4(), name="Dr No",

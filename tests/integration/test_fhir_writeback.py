@@ -1,5 +1,6 @@
 """FHIR write-back against PostgreSQL and a FHIR server on loopback: two workers write a change once,
-a rebuild never writes it again, a refusal is recorded once, and the token is stored sealed."""
+a rebuild never writes it again, a refusal is recorded once, a private address is not reached unless
+allowed, and the token is stored sealed."""
 
 from __future__ import annotations
 
@@ -52,7 +53,8 @@ def test_two_workers_write_a_confirmation_back_once_and_a_rebuild_never_writes_i
     workspace_id, appointment_id, fhir_id = ehr_booking(hub, ehr)
     hub.app.confirm_appointment(workspace_id, appointment_id, None, NOW)
     hub.projections.catch_up()
-    workers = [FhirWriteBackWorker(hub.app, hub.database, hub.extras["fhir_integrations"]) for _ in range(2)]
+    workers = [FhirWriteBackWorker(hub.app, hub.database, hub.extras["fhir_integrations"], allow_private=True)
+               for _ in range(2)]
     start = threading.Barrier(2)
 
     def run(worker: FhirWriteBackWorker) -> None:
@@ -75,11 +77,25 @@ def test_an_appointment_the_ehr_does_not_know_is_recorded_as_failed_once_without
     workspace_id, appointment_id, fhir_id = ehr_booking(hub, ehr, known_to_ehr=False)
     hub.app.mark_no_show(workspace_id, appointment_id, None, NOW)
     hub.projections.catch_up()
-    worker = FhirWriteBackWorker(hub.app, hub.database, hub.extras["fhir_integrations"])
+    worker = FhirWriteBackWorker(hub.app, hub.database, hub.extras["fhir_integrations"], allow_private=True)
     assert worker.run_once() == 1
     hub.projections.catch_up()
     assert worker.run_once() == 0
     assert written(hub, appointment_id) == [("WriteBackFailed", 404)] and ehr.puts(fhir_id) == []
+
+
+def test_an_ehr_on_a_private_address_gets_no_request_unless_the_operator_allows_it(hub, ehr):
+    # Saved while allowed, or its name now resolves to loopback: the default worker does not connect,
+    # and records the change as failed at once (no retry can make the address allowed).
+    workspace_id, appointment_id, fhir_id = ehr_booking(hub, ehr)
+    hub.app.confirm_appointment(workspace_id, appointment_id, None, NOW)
+    hub.projections.catch_up()
+    worker = FhirWriteBackWorker(hub.app, hub.database, hub.extras["fhir_integrations"])
+    assert worker.run_once() == 1
+    hub.projections.catch_up()
+    assert worker.run_once() == 0
+    assert written(hub, appointment_id) == [("WriteBackFailed", None)]
+    assert ehr.requests == []
 
 
 def test_the_ehr_token_is_stored_sealed_and_read_back_whole(hub, ehr):

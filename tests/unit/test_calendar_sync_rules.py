@@ -120,11 +120,14 @@ def test_collection_urls_must_be_https_except_to_this_machine_and_end_with_a_sla
 
 def test_caldav_settings_come_from_the_environment_and_refuse_nonsense():
     settings = CaldavSettings.from_env({"COMMHUB_CALDAV_TIMEOUT": "3", "COMMHUB_CALDAV_MAX_ATTEMPTS": "2",
-                                        "COMMHUB_CALDAV_BASE_DELAY": "0.5", "COMMHUB_CALDAV_ALLOW_HTTP": "on"})
-    assert settings == CaldavSettings(timeout=3.0, max_attempts=2, base_delay=0.5, allow_http=True)
+                                        "COMMHUB_CALDAV_BASE_DELAY": "0.5", "COMMHUB_CALDAV_ALLOW_HTTP": "on",
+                                        "COMMHUB_CALDAV_ALLOW_PRIVATE": "on"})
+    assert settings == CaldavSettings(timeout=3.0, max_attempts=2, base_delay=0.5, allow_http=True, allow_private=True)
     assert CaldavSettings.from_env({}) == CaldavSettings()
+    assert CaldavSettings().allow_private is False  # calendars on private addresses only when the operator says so
     for env in ({"COMMHUB_CALDAV_TIMEOUT": "-1"}, {"COMMHUB_CALDAV_BASE_DELAY": "soon"},
-                {"COMMHUB_CALDAV_ALLOW_HTTP": "maybe"}, {"COMMHUB_CALDAV_TIMEOUT": "nan"}):
+                {"COMMHUB_CALDAV_ALLOW_HTTP": "maybe"}, {"COMMHUB_CALDAV_TIMEOUT": "nan"},
+                {"COMMHUB_CALDAV_ALLOW_PRIVATE": "yes please"}):
         with pytest.raises(CaldavSettingsError):
             CaldavSettings.from_env(env)
 
