@@ -19,7 +19,7 @@ from adapters.handles import HandleIndex
 from adapters.kek import load_keyring
 from adapters.key_vault import KeyVault
 from adapters.outbox_worker import OutboxWorker
-from adapters.postgres import Database
+from adapters.postgres import Database, installation_lock
 from adapters.reminder_worker import ReminderWorker
 from adapters.sealing import SealingMapper
 from adapters.tokens import TokenStore
@@ -52,6 +52,8 @@ from projections.webhooks import Webhooks
 from projections.widget_visitors import WidgetVisitors
 
 log = logging.getLogger(__name__)
+
+STARTUP_LOCK = 7261003  # with the schema: installation_lock(STARTUP_LOCK, schema)
 
 
 @dataclass
@@ -160,6 +162,11 @@ def channel_senders(settings: Settings, app: CommHub | None = None) -> dict[str,
     return senders
 
 
+def startup_lock(schema: str) -> int:
+    """The advisory lock key an installation's processes hold while building the event store."""
+    return installation_lock(STARTUP_LOCK, schema)
+
+
 def bootstrap(settings: Settings, *, database: Database | None = None) -> Hub:
     embedded = None
     if database is None:
@@ -170,8 +177,11 @@ def bootstrap(settings: Settings, *, database: Database | None = None) -> Hub:
     handles = HandleIndex(vault)
     handles.setup()
     tokens = TokenStore(database)
-    with database.connect(autocommit=True) as lock:  # processes starting together would race on CREATE TABLE
-        lock.execute("SELECT pg_advisory_lock(7261003)")
+    # Processes of one installation starting together would race on CREATE TABLE; other
+    # installations (schemas) on the same database have tables of their own and need not wait.
+    starting = startup_lock(database.schema)
+    with database.connect(autocommit=True) as lock:
+        lock.execute("SELECT pg_advisory_lock(%s)", (starting,))
         try:
             app = CommHub(
                 database.eventsourcing_env(pool_size=settings.pool_size),
@@ -180,7 +190,7 @@ def bootstrap(settings: Settings, *, database: Database | None = None) -> Hub:
                 handles=handles,
             )
         finally:
-            lock.execute("SELECT pg_advisory_unlock(7261003)")
+            lock.execute("SELECT pg_advisory_unlock(%s)", (starting,))
     email = wire_email(settings, app, database, vault)
     meta = wire_meta(settings, app, handles)
     outbox_view, reminders_view, writebacks_view, caldav_view, webhooks_view = (

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -66,3 +68,19 @@ def hub(settings: Settings, database: Database):
 
     with bootstrap(settings, database=database) as running:
         yield running
+
+
+@pytest.fixture
+def own_postgres(tmp_path: Path) -> Iterator[tuple[Path, str]]:
+    """A PostgreSQL server for one test, so it can be restarted without disturbing the others."""
+    from tests.e2e.restartable_postgres import pg_ctl
+
+    data_dir = tmp_path / "postgres"
+    embedded = EmbeddedPostgres(data_dir)
+    url = embedded.start()
+    yield data_dir, url
+    embedded.stop()
+    try:  # pgserver only stops the postmaster it started, not the one a test restarted
+        pg_ctl(data_dir, "stop", "-m", "fast")
+    except subprocess.CalledProcessError:
+        pass  # already stopped

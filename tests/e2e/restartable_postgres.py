@@ -1,16 +1,15 @@
-"""A PostgreSQL server of a test's own, which the test may stop and start again (pg_ctl)."""
+"""Helpers for a PostgreSQL server of a test's own, which the test may stop and start again (pg_ctl);
+the ``own_postgres`` fixture that starts one is in tests/conftest.py."""
 
 from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from psycopg.conninfo import conninfo_to_dict
 
-from adapters.embedded_postgres import EmbeddedPostgres, pg_bin
+from adapters.embedded_postgres import pg_bin
 
 
 def pg_ctl(data_dir: Path, *args: str, wait_seconds: int = 20) -> None:
@@ -32,17 +31,3 @@ def restart_postgres(data_dir: Path, url: str, *, stopped: bool = False) -> None
     except subprocess.CalledProcessError:
         tail = log.read_text(errors="replace")[-3000:] if log.exists() else "(no log)"
         raise AssertionError(f"PostgreSQL did not start again:\n{tail}") from None
-
-
-@pytest.fixture
-def own_postgres(tmp_path: Path) -> Iterator[tuple[Path, str]]:
-    """A PostgreSQL server for one test, so it can be restarted without disturbing the others."""
-    data_dir = tmp_path / "postgres"
-    embedded = EmbeddedPostgres(data_dir)
-    url = embedded.start()
-    yield data_dir, url
-    embedded.stop()
-    try:  # pgserver only stops the postmaster it started, not the one a test restarted
-        pg_ctl(data_dir, "stop", "-m", "fast")
-    except subprocess.CalledProcessError:
-        pass  # already stopped

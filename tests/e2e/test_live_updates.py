@@ -19,7 +19,7 @@ from websockets.exceptions import ConnectionClosed
 from adapters.postgres import Database
 from tests.e2e.api_support import AgentSocket, bodies_received, demo_login, phone_number, unique, wait_for
 from tests.e2e.conftest import Server, start_server, stop_server
-from tests.e2e.restartable_postgres import own_postgres, pg_ctl  # noqa: F401 (a fixture)
+from tests.e2e.restartable_postgres import pg_ctl
 
 RECEIVED = "conversation.message_received"
 

@@ -18,7 +18,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake
 from adapters.postgres import Database
 from tests.e2e.api_support import AgentSocket, demo_login, phone_number, wait_for
 from tests.e2e.conftest import start_server, stop_server
-from tests.e2e.restartable_postgres import own_postgres, pg_ctl, restart_postgres  # noqa: F401 (a fixture)
+from tests.e2e.restartable_postgres import pg_ctl, restart_postgres
 from tests.faults.conftest import all_messages, hub_env, inbound_params, post_until_acknowledged
 
 MESSAGES = 600

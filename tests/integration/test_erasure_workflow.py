@@ -181,6 +181,7 @@ def test_an_erasure_interrupted_after_the_request_is_finished_by_the_next_retent
 
 def test_a_retention_run_skips_only_while_a_run_of_the_same_installation_holds_its_lock(hub):
     """Not while a process starts up (its start-up lock) nor while another installation's run goes."""
+    from api.bootstrap import startup_lock
     from api.retention import retention_lock
 
     app = hub.app
@@ -190,7 +191,8 @@ def test_a_retention_run_skips_only_while_a_run_of_the_same_installation_holds_i
         hub.privacy.retention.run()
         assert app.get_erasure(workspace_id, request.id).status != "completed"
         other.execute("SELECT pg_advisory_unlock_all()")
-        other.execute("SELECT pg_advisory_lock(7261003), pg_advisory_lock(%s)", (retention_lock("another_schema"),))
+        other.execute("SELECT pg_advisory_lock(%s), pg_advisory_lock(%s)",
+                      (startup_lock(hub.database.schema), retention_lock("another_schema")))
         hub.privacy.retention.run()
         hub.projections.catch_up()
         hub.privacy.retention.run()
