@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
 from typing import Any, Iterable
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import anyio
 from eventsourcing.persistence import IntegrityError, InterfaceError, OperationalError
@@ -66,7 +66,7 @@ def _fields(
 ) -> dict[str, Any]:
     return dict(timestamp=now, workspace_id=workspace_id, action=action, actor_id=actor_id, via=via,
                 subject_ids=list(dict.fromkeys(subject_ids)), target_id=target_id, route=route, count=count,
-                outcome=outcome)
+                outcome=outcome, entry_id=uuid4())
 
 
 @dataclass
@@ -188,12 +188,16 @@ class AuditLog:
                 entries.append(entry)
             try:
                 if known is not None:  # appended only if the stored head is still the one known here
-                    if not self._append_onto(workspace_id, known, stored, (version, previous)):
-                        continue  # another process appended, or the database was restored: read it
+                    appended = self._append_onto(workspace_id, known, stored, (version, previous))
                 else:  # the head moves in the append's own commit: one round trip, and never behind
                     self.app.recorder.insert_events_with(stored, self._head_statement, (workspace_id, version, previous))
+                    appended = True
             except IntegrityError:
-                continue  # another process took these versions: chain onto its entries
+                appended = False  # these versions are taken
+            # Taken by another process (chain onto its entries), or by this very batch: a commit whose
+            # answer was lost is retried by the store's retry, and finds its own entries in the way.
+            if not appended and not self._stored(stream, entries[0]):
+                continue
             chain.head = (version, previous)
             return entries
         raise IntegrityError("audit log is too busy; try again")
@@ -237,6 +241,12 @@ class AuditLog:
             "SELECT {schema}.{function}(%s, %s, %s, %s, %s, %b::{kind}[], %b::bigint[], %b::text[], %b::bytea[])"
         ).format(schema=sql.Identifier(self.database.schema), function=sql.Identifier(self.APPEND_ONTO),
                  kind=sql.Identifier(kind)).as_bytes(None)
+
+    def _stored(self, stream: UUID, first: AuditEntry) -> bool:
+        """Whether the batch that begins with ``first`` is stored already (a batch is stored whole or not at all)."""
+        found = self.app.recorder.select_events(stream, gt=first.originator_version - 1,
+                                                lte=first.originator_version, limit=1)
+        return bool(found) and self.transcoder.decode(found[0].state).get("entry_id") == first.entry_id
 
     def _last(self, stream: UUID) -> tuple[int, str]:
         last = self.app.recorder.select_events(stream, desc=True, limit=1)

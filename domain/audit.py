@@ -22,7 +22,9 @@ def audit_stream_id(workspace_id: UUID) -> UUID:
 
 class AuditEntry(DomainEvent):
     """One audited action. ``via`` is ``api``, ``cli`` or ``system``; ``outcome`` is ``ok``,
-    ``refused`` or ``failed``; ``subject_ids`` are the contacts whose data was read or changed."""
+    ``refused`` or ``failed``; ``subject_ids`` are the contacts whose data was read or changed;
+    ``entry_id`` is unique per entry (so that an append whose commit went unacknowledged is not
+    appended twice; entries stored before it existed have none)."""
 
     workspace_id: UUID
     previous_hash: str
@@ -34,3 +36,4 @@ class AuditEntry(DomainEvent):
     route: str | None
     count: int | None
     outcome: str
+    entry_id: UUID | None = None

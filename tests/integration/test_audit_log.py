@@ -223,3 +223,38 @@ def test_after_the_database_is_restored_to_an_earlier_state_new_entries_chain_on
     assert entry.originator_version == kept_version + 1 and entry.previous_hash == kept_hash
     report = audit.verify(workspace_id)
     assert report.intact and report.entries == kept_version + 1, report.problems
+
+
+def test_an_append_whose_answer_was_lost_is_stored_once(server_url, session_kek, tmp_path):
+    """The network fails after PostgreSQL committed an audit append but before the hub heard of it:
+    the store retries the statement, finds the entries taken — by this very batch — and the entry
+    is in the chain once, not twice."""
+    from adapters.postgres import Database
+    from api.bootstrap import bootstrap
+    from api.settings import Settings
+    from tests.pg_proxy import PgProxy
+
+    proxy = PgProxy(server_url)
+    database = Database(proxy.conninfo, f"test_{uuid.uuid4().hex[:12]}")
+    database.ensure_schema()
+    settings = Settings(database_url=database.url, db_schema=database.schema, kek=session_kek, data_dir=tmp_path)
+    try:
+        with bootstrap(settings, database=database) as hub:
+            workspace_id = new_workspace(hub.app)
+            audit = hub.privacy.audit
+            audit.record(workspace_id, "contact.viewed", route="GET /first", now=NOW)  # the first append of this chain
+            for attempt, route in enumerate((f"GET /onto-known-head/{uuid.uuid4()}", f"GET /fresh-read/{uuid.uuid4()}")):
+                if attempt == 1:
+                    audit._chains[workspace_id].head = None  # as a process that has not appended to this chain yet
+                proxy.lose_answer_after(route.encode())
+                entry = audit.record(workspace_id, "contact.viewed", route=route, now=NOW)
+                assert proxy.answers_lost == attempt + 1
+                assert entry.originator_version == attempt + 2
+            report = audit.verify(workspace_id)
+            assert report.intact and report.entries == 3, report.problems
+            routes = [audit.decode(e.state)["route"] for e in hub.app.recorder.select_events(
+                audit_stream_id(workspace_id))]
+            assert routes[0] == "GET /first" and len(set(routes)) == 3
+    finally:
+        database.drop_schema()
+        proxy.close()
