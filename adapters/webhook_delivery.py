@@ -6,6 +6,7 @@ host is resolved at that moment, private, loopback and link-local addresses are 
 allowed, and the connection goes to exactly the address checked. No redirects are followed and no
 response body is read or stored. Network errors, 5xx and 429 are retried with exponential backoff
 and jitter up to ``max_attempts``; other answers fail the delivery at once. Every attempt is a row.
+Deliveries that finished more than ``keep_days`` ago are removed, hourly, with their attempts.
 """
 
 from __future__ import annotations
@@ -36,6 +37,19 @@ CLAIM = (
     " WHERE delivery_id IN (SELECT delivery_id FROM commhub_webhook_deliveries WHERE state = 'pending'"
     " AND next_attempt_at <= %(now)s ORDER BY next_attempt_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED)"
     " RETURNING delivery_id, subscription_id, workspace_id, event_type, subject_id, payload, attempts"
+)
+
+
+PRUNE_EVERY = 3600.0  # seconds between two prunes by one worker
+PRUNE_BATCH = 5000  # deliveries removed per transaction
+PRUNE = (  # one statement: the deliveries, their attempts and the mark go together or not at all
+    "WITH gone AS (DELETE FROM commhub_webhook_deliveries WHERE delivery_id IN (SELECT delivery_id"
+    " FROM commhub_webhook_deliveries WHERE state <> 'pending' AND finished_at < %(cutoff)s LIMIT %(limit)s)"
+    " RETURNING delivery_id, created_at),"
+    " attempts AS (DELETE FROM commhub_webhook_attempts WHERE delivery_id IN (SELECT delivery_id FROM gone)),"
+    " mark AS (INSERT INTO commhub_webhook_pruned (through) SELECT max(created_at) FROM gone HAVING count(*) > 0"
+    " ON CONFLICT (singleton) DO UPDATE SET through = GREATEST(commhub_webhook_pruned.through, EXCLUDED.through))"
+    " SELECT count(*) FROM gone"
 )
 
 
@@ -79,7 +93,7 @@ class WebhookWorker(PollingWorker):
         self, app: CommHub, database: Database, shredder: KeyShredder, *, allow_private: bool = False,
         timeout: float = 10.0, max_attempts: int = 8, base_delay: float = 5.0, max_delay: float = 3600.0,
         lease_seconds: float = 60.0, concurrency: int = 4, poll_seconds: float = 5.0,
-        clock: Callable[[], datetime] | None = None,
+        clock: Callable[[], datetime] | None = None, keep_days: float = 30.0,
     ) -> None:
         super().__init__()
         self.app = app
@@ -94,9 +108,15 @@ class WebhookWorker(PollingWorker):
         self.concurrency = concurrency
         self.poll_seconds = poll_seconds
         self.clock = clock or (lambda: datetime.now(timezone.utc))
+        self.keep_days = keep_days  # finished deliveries are removed this long after they finished (0: kept)
+        self._next_prune = 0.0  # time.monotonic() of the next prune: at the first run, then hourly
 
     def run_once(self, limit: int = 20) -> int:
-        """Send the deliveries due now; returns how many were claimed."""
+        """Send the deliveries due now (and, once an hour, prune old finished ones); returns how many
+        were claimed."""
+        if self.keep_days > 0 and time.monotonic() >= self._next_prune:
+            self._next_prune = time.monotonic() + PRUNE_EVERY
+            self.prune()
         now = self.clock()
         with self.database.connection() as conn:
             rows = conn.execute(CLAIM, {"now": now, "lease": now + self.lease, "limit": limit}).fetchall()
@@ -105,6 +125,25 @@ class WebhookWorker(PollingWorker):
                     ThreadPoolExecutor(self.concurrency) as pool:
                 list(pool.map(lambda row: self._deliver(client, *row), rows))
         return len(rows)
+
+    def prune(self) -> int:
+        """Remove deliveries that finished more than ``keep_days`` ago, with their attempts; returns
+        how many. The newest event time among them is recorded in the same statement
+        (``commhub_webhook_pruned.through``): the projection enqueues no event from then or before,
+        so a rebuild cannot queue — and send — a removed delivery again."""
+        if self.keep_days <= 0:
+            return 0
+        cutoff = self.clock() - timedelta(days=self.keep_days)
+        removed = 0
+        while True:
+            with self.database.connection() as conn:
+                [count] = conn.execute(PRUNE, {"cutoff": cutoff, "limit": PRUNE_BATCH}).fetchone()
+            removed += count
+            if count < PRUNE_BATCH:
+                break
+        if removed:
+            log.info("removed old webhook deliveries", extra={"deliveries": removed, "keep_days": self.keep_days})
+        return removed
 
     def _deliver(self, client: httpx.Client, delivery_id: UUID, subscription_id: UUID, workspace_id: UUID,
                  event_type: str, subject_id: UUID, payload: dict[str, Any], attempt: int) -> None:

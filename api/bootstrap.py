@@ -212,7 +212,7 @@ def bootstrap(settings: Settings, *, database: Database | None = None) -> Hub:
     webhooks = WebhookWorker(app, database, vault, allow_private=settings.webhook_allow_private,
                              timeout=settings.webhook_timeout, max_attempts=settings.webhook_max_attempts,
                              base_delay=settings.webhook_base_delay, max_delay=settings.webhook_max_delay,
-                             poll_seconds=settings.reminder_poll_seconds)
+                             poll_seconds=settings.reminder_poll_seconds, keep_days=settings.webhook_keep_days)
     calendars = CaldavStore(vault)
     calendars.setup()
     caldav = CaldavWorker(app, database, calendars, max_attempts=settings.caldav.max_attempts,

@@ -69,6 +69,7 @@ class Settings:
     webhook_max_attempts: int = 8
     webhook_base_delay: float = 5.0
     webhook_max_delay: float = 3600.0
+    webhook_keep_days: float = 30.0  # finished deliveries are removed this long after; 0 keeps them
     caldav: CaldavSettings = field(default_factory=CaldavSettings)
     meta: MetaSettings = field(default_factory=MetaSettings)
 
@@ -140,6 +141,7 @@ class Settings:
             webhook_max_attempts=max(1, int(_number(env, "COMMHUB_WEBHOOK_MAX_ATTEMPTS", 8))),
             webhook_base_delay=_number(env, "COMMHUB_WEBHOOK_BASE_DELAY", 5.0),
             webhook_max_delay=_number(env, "COMMHUB_WEBHOOK_MAX_DELAY", 3600.0),
+            webhook_keep_days=_number(env, "COMMHUB_WEBHOOK_KEEP_DAYS", 30.0),
             caldav=CaldavSettings.from_env(env),
             meta=MetaSettings.from_env(env),
         )

@@ -59,6 +59,12 @@ CREATE INDEX IF NOT EXISTS commhub_webhook_deliveries_by_subscription
     ON commhub_webhook_deliveries (subscription_id, created_at DESC, delivery_id);
 CREATE INDEX IF NOT EXISTS commhub_webhook_deliveries_pending_subject
     ON commhub_webhook_deliveries (subject_id) WHERE state = 'pending';
+CREATE INDEX IF NOT EXISTS commhub_webhook_deliveries_finished
+    ON commhub_webhook_deliveries (finished_at) WHERE state <> 'pending';
+CREATE TABLE IF NOT EXISTS commhub_webhook_pruned (
+    singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    through timestamptz NOT NULL
+);
 CREATE TABLE IF NOT EXISTS commhub_webhook_attempts (
     delivery_id uuid NOT NULL,
     attempt integer NOT NULL,
@@ -80,9 +86,11 @@ WHERE s.workspace_id = %(workspace_id)s AND s.active AND %(type)s = ANY(s.event_
 ON CONFLICT (delivery_id) DO NOTHING
 """
 SUBSCRIBED = """
-SELECT DISTINCT workspace_id, unnest(event_types) FROM commhub_webhook_subscriptions
-WHERE active AND workspace_id = ANY(%s)
+SELECT DISTINCT workspace_id, unnest(event_types), (SELECT through FROM commhub_webhook_pruned)
+FROM commhub_webhook_subscriptions WHERE active AND workspace_id = ANY(%s)
 """
+PRUNED = "SELECT through FROM commhub_webhook_pruned"
+UNREAD = object()
 CARRIED = (Conversation.MessageReceived, Conversation.MessageSent, Contact.Created, Contact.ConsentGranted,
            Contact.ConsentWithdrawn, Appointment.Booked, Appointment.Rescheduled, Appointment.Cancelled)
 
@@ -105,22 +113,30 @@ class Webhooks(View):
     }
 
     _subscribed: set[tuple[UUID, str]] | None = None  # in a batch: (workspace, event type) with a subscriber
+    # Deliveries of events up to this time were removed (adapters.webhook_delivery.prune): such events
+    # are not enqueued again, so a rebuild cannot resend them. None: nothing removed yet.
+    _pruned_through: Any = UNREAD
+    _batching = False
 
     @contextmanager
     def batch(self, conn: Any, events: Sequence[Any]) -> Iterator[None]:
-        """Reads once which of the batch's workspaces subscribe to what, so that an event nobody
-        subscribed to costs no statement (most workspaces have no webhook); a batch that changes a
-        subscription enqueues every event as before (its answer could change mid-batch)."""
+        """Reads once which of the batch's workspaces subscribe to what (and the prune cut-off, in
+        the same statement), so that an event nobody subscribed to costs no statement (most
+        workspaces have no webhook); a batch that changes a subscription enqueues every event as
+        before (its answer could change mid-batch)."""
+        pruned: Any = UNREAD
         if any(isinstance(e, SUBSCRIPTION_EVENTS) for e in events):
             subscribed = None
         else:
             workspaces = list({e.workspace_id for e in events if isinstance(e, CARRIED + (Contact.Erased,))})
-            subscribed = {(row[0], row[1]) for row in conn.execute(SUBSCRIBED, (workspaces,))} if workspaces else set()
-        self._subscribed, self.quiet = subscribed, True
+            rows = conn.execute(SUBSCRIBED, (workspaces,)).fetchall() if workspaces else []
+            subscribed = {(row[0], row[1]) for row in rows}
+            pruned = rows[0][2] if rows else UNREAD  # no subscriber: nothing is enqueued, the cut-off is moot
+        self._subscribed, self._pruned_through, self.quiet, self._batching = subscribed, pruned, True, True
         try:
             yield
         finally:
-            self._subscribed = None
+            self._subscribed, self._pruned_through, self._batching = None, UNREAD, False
 
     def enqueue(self, conn: Any, e: Any, position: int) -> None:
         found = webhook_event(e)
@@ -128,6 +144,14 @@ class Webhooks(View):
             return
         if self._subscribed is not None and (e.workspace_id, found.type) not in self._subscribed:
             return
+        pruned = self._pruned_through
+        if pruned is UNREAD:
+            row = conn.execute(PRUNED).fetchone()
+            pruned = row[0] if row else None
+            if self._batching:  # read once per batch; outside one, every time
+                self._pruned_through = pruned
+        if pruned is not None and e.timestamp <= pruned:
+            return  # its delivery, if it had one, finished long ago and was removed
         self.quiet = False
         conn.execute(ENQUEUE, {
             "event_id": event_id(e.originator_id, e.originator_version), "type": found.type,

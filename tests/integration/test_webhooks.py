@@ -7,7 +7,7 @@ import json
 import threading
 import time
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -202,6 +202,35 @@ def test_rebuilding_the_projection_sends_nothing_again(isolated_hub):
         drain(hub, sender)
         assert len(receiver.received) == 1
         assert deliveries(hub, workspace_id, subscription_id) == before
+
+
+def test_old_finished_deliveries_are_removed_and_a_rebuild_then_sends_none_of_them_again(isolated_hub):
+    hub = isolated_hub
+    workspace_id = new_workspace(hub.app)
+    with WebhookReceiver() as receiver:
+        subscription_id = subscribe(hub, workspace_id, receiver.url(), ["contact.created"])
+        new_person(hub.app, workspace_id, "Old")
+        new_person(hub.app, workspace_id, "Older")
+        drain(hub, worker(hub))
+        assert len(receiver.received) == 2
+        new_person(hub.app, workspace_id, "Waiting")  # queued, not sent yet: pending rows are never removed
+        hub.projections.catch_up()
+        with hub.database.connection() as conn:
+            attempts = conn.execute("SELECT count(*) FROM commhub_webhook_attempts").fetchone()[0]
+        assert attempts == 2
+
+        assert worker(hub, keep_days=30).prune() == 0  # finished today: kept
+        later = datetime.now(timezone.utc) + timedelta(days=31)
+        assert worker(hub, keep_days=30, clock=lambda: later).prune() == 2
+        rows = deliveries(hub, workspace_id, subscription_id)
+        assert [r["state"] for r in rows] == ["pending"]
+        with hub.database.connection() as conn:
+            assert conn.execute("SELECT count(*) FROM commhub_webhook_attempts").fetchone()[0] == 0
+
+        hub.projections.rebuild("webhooks")
+        drain(hub, worker(hub, keep_days=0))
+        assert len(receiver.received) == 3  # the pending one only: the removed two were not queued again
+        assert [r["state"] for r in deliveries(hub, workspace_id, subscription_id)] == ["delivered"]
 
 
 def test_only_the_workspace_and_types_subscribed_receive_and_a_deleted_subscription_stops(isolated_hub):
