@@ -124,13 +124,14 @@ def assert_problem(response: httpx.Response, status: int | None = None) -> dict[
 
 
 @contextmanager
-def serving_demo(data_dir: Path, server_url: str, kek: str) -> Iterator[Server]:
-    """``commhub serve --demo`` in a schema of its own, for a module of tests that share one server."""
+def serving_demo(data_dir: Path, server_url: str, kek: str, **settings: str) -> Iterator[Server]:
+    """``commhub serve --demo`` in a schema of its own, for a module of tests that share one server
+    (``settings``: more environment, e.g. ``COMMHUB_CALDAV_ALLOW_PRIVATE="on"``)."""
     from adapters.postgres import Database
 
     database = Database(server_url, f"test_{uuid.uuid4().hex[:12]}")
     database.ensure_schema()
-    env = {"DATABASE_URL": database.url, "COMMHUB_DB_SCHEMA": database.schema, "COMMHUB_KEK": kek}
+    env = {"DATABASE_URL": database.url, "COMMHUB_DB_SCHEMA": database.schema, "COMMHUB_KEK": kek, **settings}
     server = start_server(data_dir, env, "--demo")
     try:
         yield server

@@ -318,7 +318,8 @@ def meta():
 def server(tmp_path, fresh_database, session_kek, twilio, meta):
     env = {"DATABASE_URL": fresh_database.url, "COMMHUB_DB_SCHEMA": fresh_database.schema,
            "COMMHUB_KEK": session_kek, "COMMHUB_LOG_LEVEL": "debug", "COMMHUB_EMAIL_INBOUND_SECRET": EMAIL_SECRET,
-           **twilio.env(), **meta.env(), "COMMHUB_PUBLIC_URL": PUBLIC}
+           **twilio.env(), **meta.env(), "COMMHUB_PUBLIC_URL": PUBLIC,
+           "COMMHUB_CALDAV_ALLOW_PRIVATE": "on"}  # the calendar server (Radicale) listens on loopback
     running = start_server(tmp_path, env, "--demo")
     twilio.proxy = (PUBLIC, running.url)  # Twilio calls the public address; the proxy forwards to the server
     meta.webhook_url = running.url  # the fake reports each accepted send as delivered

@@ -47,7 +47,8 @@ class WorkspaceA:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, server_url: str, session_kek: str) -> Iterator[Server]:
     """One server for the module: each test only adds data, and compares A's data before and after."""
-    with serving_demo(tmp_path_factory.mktemp("tenants"), server_url, session_kek) as running:
+    with serving_demo(tmp_path_factory.mktemp("tenants"), server_url, session_kek,
+                      COMMHUB_CALDAV_ALLOW_PRIVATE="on") as running:  # Radicale listens on loopback
         yield running
 
 
