@@ -18,6 +18,7 @@ from adapters.handles import SCHEMA_SQL as HANDLES_SQL
 from adapters.handles import HandleIndex
 from adapters.kek import load_keyring
 from adapters.key_vault import KeyVault
+from adapters.meta_profiles import MetaProfileWorker
 from adapters.outbox_worker import OutboxWorker
 from adapters.postgres import Database, installation_lock
 from adapters.reminder_worker import ReminderWorker
@@ -75,6 +76,7 @@ class Hub:
     webhooks: WebhookWorker | None = None
     api_keys: ApiKeyStore | None = None
     caldav: CaldavWorker | None = None
+    meta_profiles: MetaProfileWorker | None = None
     extras: dict[str, Any] = field(default_factory=dict)
     running: bool = False
     follower: Reached | None = None  # another process's projections, as this process's live feed sees them
@@ -110,6 +112,8 @@ class Hub:
             self.webhooks.start()
         if self.caldav is not None:
             self.caldav.start()
+        if self.meta_profiles is not None:
+            self.meta_profiles.start()
         self.running = True
         return self
 
@@ -125,6 +129,8 @@ class Hub:
                 self.webhooks.stop()
             if self.caldav is not None:
                 self.caldav.stop()
+            if self.meta_profiles is not None:
+                self.meta_profiles.stop()
             self.outbox.stop()
             self.projections.stop()
         self.app.close()
@@ -192,12 +198,13 @@ def bootstrap(settings: Settings, *, database: Database | None = None) -> Hub:
         finally:
             lock.execute("SELECT pg_advisory_unlock(%s)", (starting,))
     email = wire_email(settings, app, database, vault)
-    meta = wire_meta(settings, app, handles)
+    meta = wire_meta(settings, app, handles, database)
     outbox_view, reminders_view, writebacks_view, caldav_view, webhooks_view = (
         Outbox(), Reminders(), FhirWriteBacks(), CaldavPushes(), Webhooks())
     views = [Staff(), Directory(), Consents(), Inbox(), Messages(), Timeline(), outbox_view,
              Handles(handles.digest, HANDLES_SQL), Appointments(), reminders_view, email.view, *privacy_views(),
-             WidgetVisitors(WIDGET_SQL), writebacks_view, caldav_view, meta.view, ApiKeys(), webhooks_view]
+             WidgetVisitors(WIDGET_SQL), writebacks_view, caldav_view, meta.view, ApiKeys(), webhooks_view,
+             meta.profiles_view]
     runner = ProjectionRunner(app, database, views)
     runner.setup()
     tokens.setup()
@@ -225,6 +232,8 @@ def bootstrap(settings: Settings, *, database: Database | None = None) -> Hub:
     # with no webhook subscriber and no reminder awaiting an answer).
     interests = [(outbox, outbox_view), (reminders, reminders_view), (writeback, writebacks_view),
                  (webhooks, webhooks_view), (caldav, caldav_view)]
+    if meta.profiles is not None:
+        interests.append((meta.profiles, meta.profiles_view))
 
     def advanced(position: int, kinds: frozenset[type]) -> None:
         for worker, view in interests:
@@ -241,4 +250,4 @@ def bootstrap(settings: Settings, *, database: Database | None = None) -> Hub:
                extras={"calendar_feeds": feeds, "email": email, "visitors": VisitorStore(vault),
                        "fhir_integrations": integrations, "caldav": calendars, "meta": meta},
                privacy=privacy, writeback=writeback,
-               caldav=caldav, webhooks=webhooks, api_keys=ApiKeyStore(database))
+               caldav=caldav, webhooks=webhooks, api_keys=ApiKeyStore(database), meta_profiles=meta.profiles)

@@ -19,6 +19,7 @@ class MetaSettings:
     verify_token: str | None = field(default=None, repr=False)  # the webhook subscription handshake
     graph_url: str = DEFAULT_GRAPH_URL
     timeout: float = 10.0
+    profile_lookup: bool = True  # name Messenger/Instagram contacts from their Graph profile
 
     @property
     def enabled(self) -> bool:
@@ -37,5 +38,9 @@ class MetaSettings:
             raise MetaSettingsError("COMMHUB_META_TIMEOUT must be a number of seconds") from None
         if not 0 < timeout <= 300:
             raise MetaSettingsError("COMMHUB_META_TIMEOUT must be between 0 and 300 seconds")
+        lookup = (env.get("COMMHUB_META_PROFILE_LOOKUP") or "on").strip().lower()
+        if lookup not in ("on", "off"):
+            raise MetaSettingsError("COMMHUB_META_PROFILE_LOOKUP must be on or off")
         return cls(app_secret=env.get("COMMHUB_META_APP_SECRET") or None,
-                   verify_token=env.get("COMMHUB_META_VERIFY_TOKEN") or None, graph_url=graph_url, timeout=timeout)
+                   verify_token=env.get("COMMHUB_META_VERIFY_TOKEN") or None, graph_url=graph_url, timeout=timeout,
+                   profile_lookup=lookup == "on")

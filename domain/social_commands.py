@@ -54,6 +54,14 @@ PLACEHOLDER_NAMES = {Platform.MESSENGER: "Messenger contact", Platform.INSTAGRAM
                      Platform.WHATSAPP: "WhatsApp contact"}
 
 
+def awaits_profile(contact: Contact | None, workspace_id: UUID, platform: Platform) -> bool:
+    """A contact of this workspace that may still be named from its Meta profile: active, not
+    restricted (no new processing), and still under the placeholder name it was created with."""
+    return contact is not None and contact.workspace_id == workspace_id and not contact.erased \
+        and contact.merged_into is None and not contact.restricted \
+        and readable(contact.name) == PLACEHOLDER_NAMES[platform]
+
+
 class SocialHandles(Protocol):
     """A blind index from a platform's person id (per business account) to a contact."""
 
@@ -114,6 +122,7 @@ class SocialCommands:
     _contact_exists: Any
     owners: Any
     social_handles: SocialHandles | None = None
+    events: Any
 
     if TYPE_CHECKING:
         @staticmethod
@@ -189,6 +198,32 @@ class SocialCommands:
                 pass  # created concurrently under the same claimed id
             self.owners.remember(Contact, found, workspace_id)
         return found
+
+    def profile_lookup(self, workspace_id: UUID, contact_id: UUID, platform: Platform,
+                       account_id: str) -> str | None:
+        """The PSID or IGSID to look up on Meta for a contact that still has the placeholder name
+        of ``platform`` (None: named meanwhile, erased, merged, restricted, or no such identity)."""
+        if not awaits_profile(self._get(contact_id, Contact), workspace_id, platform):
+            return None
+        for event in self.events.get(contact_id):
+            if isinstance(event, SocialIdentityLinked) and event.platform == platform.value \
+                    and event.account_id == account_id:
+                return readable(event.sender_id)  # type: ignore[no-any-return]
+        return None
+
+    def name_from_profile(self, workspace_id: UUID, contact_id: UUID, platform: Platform, name: str,
+                          now: datetime) -> bool:
+        """Name a contact from its Meta profile, only if it still has the placeholder name (an agent
+        who named it meanwhile wins: a concurrent save makes this load again and see their name)."""
+        def attempt() -> bool:
+            contact = self._get(contact_id, Contact)
+            if not awaits_profile(contact, workspace_id, platform):
+                return False
+            contact.rectify({"name": name}, None, now)
+            self.save(contact)
+            return True
+
+        return self._retrying(attempt)
 
     def receive_social(
         self, *, workspace_id: UUID, contact_id: UUID, platform: Platform, account_id: str, sender_id: str,

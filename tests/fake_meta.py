@@ -1,5 +1,6 @@
 """A fake Meta Graph API on loopback: the ``/{id}/messages`` send endpoint of Messenger, Instagram
-and WhatsApp, and signed webhooks sent to commhub the way Meta sends them.
+and WhatsApp, the user profile read (``GET /{psid-or-igsid}?fields=…``), and signed webhooks sent to
+commhub the way Meta sends them.
 
 Real HTTP on 127.0.0.1. It records every send; tell it how to answer the next sends ("200", "429",
 "500", "400:<graph code>", e.g. "400:131047" or a throttling "400:80007"). Each account has its own
@@ -27,6 +28,7 @@ import httpx
 from tests.loopback_http import LoopbackHttp
 
 SEND = re.compile(r"^/v[0-9.]+/(?P<account>[0-9]+)/messages$")
+PROFILE = re.compile(r"^/v[0-9.]+/(?P<user>[0-9]+)\?fields=(?P<fields>[A-Za-z0-9_,%]+)$")
 VERSION = "v21.0"
 
 
@@ -61,6 +63,9 @@ class FakeMeta(LoopbackHttp):
         self.tokens: dict[str, str] = {}
         self.platforms: dict[str, str] = {}
         self.plan: deque[str] = deque()
+        self.profiles: dict[tuple[str, str], dict[str, Any]] = {}  # (account, PSID/IGSID) → profile fields
+        self.profile_plan: deque[str] = deque()  # answers of the next profile reads: "500", "400:10", …
+        self.profile_reads: list[tuple[str, str, str]] = []  # (account whose token was used, user id, fields)
         self._lock = threading.Lock()
         self.port = 0
 
@@ -80,6 +85,37 @@ class FakeMeta(LoopbackHttp):
         self.tokens[account_id] = token
         self.platforms[account_id] = platform
         return account_id, token
+
+    def profile(self, account_id: str, user_id: str, **fields: str) -> None:
+        """What ``GET /{user_id}`` answers with the account's token (others get Graph error 100)."""
+        self.profiles[(account_id, user_id)] = {"id": user_id, **fields}
+
+    def answer_next_profile_reads(self, *answers: str) -> None:
+        with self._lock:
+            self.profile_plan.extend(answers)
+
+    def _handle_get(self, handler: BaseHTTPRequestHandler) -> None:
+        match = PROFILE.match(handler.path)
+        if match is None:
+            return self._reply(handler, 404, {"error": {"message": "Unknown path", "type": "GraphMethodException",
+                                                        "code": 100}})
+        token = (handler.headers.get("Authorization") or "").removeprefix("Bearer ")
+        account_id = next((a for a, t in self.tokens.items() if t == token), None)
+        if account_id is None:
+            return self._reply(handler, 401, {"error": {"message": "Invalid OAuth access token.",
+                                                        "type": "OAuthException", "code": 190}})
+        user_id, fields = match["user"], match["fields"].replace("%2C", ",")
+        with self._lock:
+            self.profile_reads.append((account_id, user_id, fields))
+            answer = self.profile_plan.popleft() if self.profile_plan else "200"
+        status, _, code = answer.partition(":")
+        found = self.profiles.get((account_id, user_id))
+        if status == "200" and found is not None:
+            return self._reply(handler, 200, {k: v for k, v in found.items() if k == "id" or k in fields.split(",")})
+        graph_code = int(code) if code else {429: 4, 500: 2}.get(int(status), 100)
+        self._reply(handler, 400 if status == "200" else int(status), {"error": {
+            "message": f"(#{graph_code}) cannot read profile {user_id}", "type": "OAuthException",
+            "code": graph_code}})
 
     def answer_next(self, *answers: str) -> None:
         with self._lock:

@@ -1,5 +1,5 @@
 """The lifecycle the fake providers share: a threaded HTTP server on a loopback port whose POSTs go
-to the fake's ``_handle``; it can be stopped and started again on the same port (an outage)."""
+to the fake's ``_handle`` (GETs to ``_handle_get``); it can be stopped and started again on the same port (an outage)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,12 @@ class LoopbackHttp:
     def _handle(self, handler: BaseHTTPRequestHandler) -> None:
         raise NotImplementedError
 
+    def _handle_get(self, handler: BaseHTTPRequestHandler) -> None:
+        """GETs: none unless the fake serves some."""
+        handler.send_response(405)
+        handler.send_header("Content-Length", "0")
+        handler.end_headers()
+
     def start(self: F) -> F:
         """Listen (again, on the same port after a ``stop``)."""
         fake = self
@@ -24,6 +30,9 @@ class LoopbackHttp:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
                 fake._handle(self)
+
+            def do_GET(self) -> None:  # noqa: N802
+                fake._handle_get(self)
 
             def log_message(self, *args: Any) -> None:
                 pass

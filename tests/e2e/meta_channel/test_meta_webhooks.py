@@ -95,6 +95,26 @@ def test_an_inbound_text_then_an_image_land_in_the_inbox_on_one_new_contact(meta
     assert sender not in log and text not in log and "Kerry Castellano" not in log
 
 
+@pytest.mark.parametrize("platform", ["messenger", "instagram"])
+def test_a_messenger_or_instagram_contact_is_soon_named_from_their_profile(meta_server, owner, fake_meta, platform):
+    account, sender = connect(owner, fake_meta, platform), social_id()
+    if platform == "messenger":
+        fake_meta.profile(account, sender, first_name="Rowan", last_name="Okafor")
+    else:
+        fake_meta.profile(account, sender, name="Rowan Okafor", username="rowan.o")
+    text = unique_text("Who am I?")
+    assert inbound(fake_meta, meta_server, platform, account, sender, text).status_code == 200
+    contact_id = conversation_with(owner, text)["contact_id"]
+
+    def named() -> bool:
+        return owner.ok("GET", f"/api/v1/contacts/{contact_id}")["name"] == "Rowan Okafor"
+
+    wait_for(named, timeout=20, what="the contact to be named from the profile")
+    assert (account, sender) in {(a, u) for a, u, _ in fake_meta.profile_reads}
+    log = meta_server.log()
+    assert sender not in log and "Rowan" not in log
+
+
 def test_a_retried_delivery_is_stored_once_and_our_own_echo_is_not_stored(meta_server, owner, fake_meta):
     page, sender = connect(owner, fake_meta, "messenger"), social_id()
     text, mid = unique_text("Retried by Meta"), "m_" + social_id()
