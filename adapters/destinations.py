@@ -7,7 +7,8 @@ request forgery. So every such request goes through ``GuardedTransport``: at con
 resolves the host, refuses private, loopback, link-local and other non-global addresses unless the
 operator allowed them (``COMMHUB_WEBHOOK_ALLOW_PRIVATE``, ``COMMHUB_CALDAV_ALLOW_PRIVATE``,
 ``COMMHUB_FHIR_ALLOW_PRIVATE``), and connects to exactly the address it checked — no second lookup
-a hostile DNS server could answer differently — with the original ``Host`` header and TLS name.
+a hostile DNS server could answer differently — while the request, the connection pool's key, the
+``Host`` header and the TLS name all stay the host's.
 Redirects are never followed and proxies from the environment are ignored (a proxy would connect
 to the host on our behalf, unchecked).
 """
@@ -16,8 +17,11 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+from collections.abc import Iterable
+from typing import Any
 from urllib.parse import urlsplit
 
+import httpcore
 import httpx
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -32,9 +36,12 @@ class UnresolvedHostError(httpx.ConnectError):
 
 
 def refused(address: Address) -> bool:
-    """True for every address that is not a public unicast one (IPv4-mapped IPv6 judged as IPv4)."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+    """True for every address that is not a public unicast one (IPv4 inside IPv6 — mapped, 6to4,
+    Teredo — judged as that IPv4 address)."""
+    if isinstance(address, ipaddress.IPv6Address):  # an IPv4 address inside IPv6 is judged as itself
+        embedded = address.ipv4_mapped or address.sixtofour or (address.teredo[1] if address.teredo else None)
+        if embedded is not None:
+            address = embedded
     return (address.is_private or address.is_loopback or address.is_link_local or address.is_multicast
             or address.is_reserved or address.is_unspecified or not address.is_global)
 
@@ -68,21 +75,34 @@ def check_destination(url: str, allow_private: bool) -> None:
         pass
 
 
-class GuardedTransport(httpx.HTTPTransport):
-    """An httpx transport that resolves and checks each request's host, then connects to that address."""
+class _GuardedBackend(httpcore.SyncBackend):
+    """Opens each TCP connection to the address ``resolve`` checked, never to a second lookup."""
 
-    def __init__(self, *, allow_private: bool) -> None:
-        super().__init__(trust_env=False)
+    def __init__(self, allow_private: bool) -> None:
         self.allow_private = allow_private
 
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        host = request.url.host
-        address = resolve(host, request.url.port or default_port(request.url.scheme), self.allow_private)
-        # The Host header was set from the original URL when the request was built; TLS verifies the
-        # certificate against the name in sni_hostname, not against the address connected to.
-        request.url = request.url.copy_with(host=address)
-        request.extensions = {**request.extensions, "sni_hostname": host}
-        return super().handle_request(request)
+    def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
+                    socket_options: Iterable[Any] | None = None) -> httpcore.NetworkStream:
+        return super().connect_tcp(resolve(host, port, self.allow_private), port, timeout, local_address,
+                                   socket_options)
+
+
+class GuardedTransport(httpx.HTTPTransport):
+    """An httpx transport whose connections go only to checked addresses.
+
+    The check sits where the connection is opened (a network backend of httpcore), not in the URL:
+    the request keeps its host, so the connection pool is keyed by host name (a connection opened
+    and TLS-verified for one host is never reused for another that shares its address), the
+    ``Host`` header and the TLS name (SNI and certificate check) are the host's, and each new
+    connection resolves and checks anew."""
+
+    def __init__(self, *, allow_private: bool, limits: httpx.Limits = httpx.Limits()) -> None:
+        super().__init__(trust_env=False)
+        self._pool = httpcore.ConnectionPool(
+            # SSL_CERT_FILE / SSL_CERT_DIR are honoured (a clinic's own CA); proxy variables are not
+            ssl_context=httpx.create_ssl_context(trust_env=True), max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections, keepalive_expiry=limits.keepalive_expiry,
+            network_backend=_GuardedBackend(allow_private))
 
 
 def guarded_client(*, allow_private: bool, timeout: float) -> httpx.Client:

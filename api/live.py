@@ -54,6 +54,18 @@ def _snake(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
+class Update(dict[str, Any]):
+    """A live update, put as one object into every subscribed socket's queue: its JSON text is
+    made once, by the first socket that sends it, however many agents are connected."""
+
+    _text: str | None = None
+
+    def text(self) -> str:
+        if self._text is None:
+            self._text = json.dumps(self, separators=(",", ":"), ensure_ascii=False)  # as Starlette's send_json
+        return self._text
+
+
 def to_update(event: Any, position: int) -> dict[str, Any] | None:
     """What an agent's browser needs to know about an event, or None if nothing."""
     if isinstance(event, Conversation.Event) or isinstance(event, Conversation.Started):
@@ -219,8 +231,9 @@ class LiveFeed:
 
     def _send(self, keys: list[UUID], event: Any, position: int) -> None:
         assert self._loop is not None
-        update = to_update(event, position)
-        if update is not None:
+        found = to_update(event, position)
+        if found is not None:
+            update = Update(found)
             for key in keys:
                 self._loop.call_soon_threadsafe(self._dispatch, key, update)
 
@@ -235,7 +248,7 @@ class LiveFeed:
         try:
             note = json.loads(payload)
             key = UUID(note["w"]) if note["who"] == "visitor" else UUID(note["c"])
-            update = {"type": "conversation.typing", "conversation_id": note["c"], "who": note["who"]}
+            update = Update(type="conversation.typing", conversation_id=note["c"], who=note["who"])
         except (ValueError, KeyError, TypeError):
             return
         if key in self._subscribers and self._loop is not None:

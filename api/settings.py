@@ -70,6 +70,7 @@ class Settings:
     webhook_base_delay: float = 5.0
     webhook_max_delay: float = 3600.0
     webhook_keep_days: float = 30.0  # finished deliveries are removed this long after; 0 keeps them
+    socket_recheck_seconds: float = 15.0  # how often an open agent websocket re-checks its token
     caldav: CaldavSettings = field(default_factory=CaldavSettings)
     meta: MetaSettings = field(default_factory=MetaSettings)
 
@@ -142,6 +143,7 @@ class Settings:
             webhook_base_delay=_number(env, "COMMHUB_WEBHOOK_BASE_DELAY", 5.0),
             webhook_max_delay=_number(env, "COMMHUB_WEBHOOK_MAX_DELAY", 3600.0),
             webhook_keep_days=_number(env, "COMMHUB_WEBHOOK_KEEP_DAYS", 30.0),
+            socket_recheck_seconds=_number(env, "COMMHUB_SOCKET_RECHECK_SECONDS", 15.0) or 15.0,
             caldav=CaldavSettings.from_env(env),
             meta=MetaSettings.from_env(env),
         )

@@ -627,6 +627,51 @@ class Socket:
             await self._connection.close()
 
 
+class SilentAgent:
+    """Another agent's open websocket, as cheap as possible for this (same-machine) client: after the
+    handshake and the hello it only reads raw bytes and counts them, without parsing frames — the
+    server does all its per-socket work, the bench almost none."""
+
+    def __init__(self, url: str, token: str) -> None:
+        self.host, self.port = url.removeprefix("http://").split(":")
+        self.token = token
+        self.bytes = 0
+        self._writer: asyncio.StreamWriter | None = None
+        self._reader_task: asyncio.Task[None] | None = None
+
+    async def connect(self) -> None:
+        import base64
+        import os
+
+        reader, self._writer = await asyncio.open_connection(self.host, int(self.port))
+        key = base64.b64encode(os.urandom(16)).decode()
+        self._writer.write((f"GET /ws/agent HTTP/1.1\r\nHost: {self.host}:{self.port}\r\nUpgrade: websocket\r\n"
+                            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+                            ).encode())
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 15)
+        if b" 101 " not in head.split(b"\r\n", 1)[0]:
+            raise RuntimeError("the agent websocket was refused")
+        hello = json.dumps({"token": self.token}).encode()
+        mask = os.urandom(4)
+        header = bytes([0x81]) + (bytes([0x80 | len(hello)]) if len(hello) < 126
+                                  else bytes([0x80 | 126]) + len(hello).to_bytes(2, "big"))
+        self._writer.write(header + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(hello)))
+        first = await asyncio.wait_for(reader.read(65536), 15)  # the "ready" frame (or a close)
+        if b"ready" not in first:
+            raise RuntimeError("the agent websocket did not become ready")
+        self._reader_task = asyncio.create_task(self._read(reader))
+
+    async def _read(self, reader: asyncio.StreamReader) -> None:
+        while data := await reader.read(1 << 16):
+            self.bytes += len(data)
+
+    async def close(self) -> None:
+        if self._reader_task is not None:
+            self._reader_task.cancel()
+        if self._writer is not None:
+            self._writer.close()
+
+
 def sender_number(block: int, index: int) -> str:
     """A valid UK mobile number, +44 7911 <block><index:05d> (block 1, 2 or 7)."""
     return f"+447911{block}{index:05d}"
@@ -923,6 +968,7 @@ class LiveResult:
     startup: float = 0.0
     stages: Stages | None = None
     warm_up: InboundRun | None = None  # unmeasured: the same traffic for the first seconds of a fresh server
+    silent_bytes: list[int] = field(default_factory=list)  # what each other agent's socket received
 
 
 async def measure_live(server: Any, database: Database, login: dict[str, Any], args: argparse.Namespace,
@@ -930,6 +976,9 @@ async def measure_live(server: Any, database: Database, login: dict[str, Any], a
     headers = {"Authorization": f"Bearer {login['token']}"}
     socket = Socket(server.url, login["token"])
     await socket.connect()
+    others = [SilentAgent(server.url, login["token"]) for _ in range(args.agents - 1)]
+    for other in others:
+        await other.connect()
     result = LiveResult([])
     # One client (one keep-alive connection) per worker, and a lean one: httpx cost ~1.5 ms of CPU per
     # request on the same two cores as the server it measures (LeanClient, bench/_common.py).
@@ -995,6 +1044,9 @@ async def measure_live(server: Any, database: Database, login: dict[str, Any], a
                     workers=args.workers, senders=senders, block=2, drain=args.drain, progress=progress))
     finally:
         await socket.close()
+        for other in others:
+            await other.close()
+    result.silent_bytes = [other.bytes for other in others]
     result.notify, result.notify_lost = await notify_round_trip(
         database, args.rate, max(int(args.rate * args.baseline_duration), 1))
     return result
@@ -1185,7 +1237,8 @@ def stages_table(stages: Stages) -> Table:
 def live_table(result: LiveResult) -> Table:
     runs = result.runs
     title = " and ".join(f"{r.rate:g} msg/s for {r.duration:g} s ({len(r.sent):,} msgs)" for r in runs)
-    table = Table(title=f"Inbound → agent websocket at {title}; {runs[0].workers} HTTP workers")
+    agents = f"; {len(result.silent_bytes) + 1} agent websockets open" if result.silent_bytes else ""
+    table = Table(title=f"Inbound → agent websocket at {title}; {runs[0].workers} HTTP workers{agents}")
     table.add_column("measurement")
     for run in runs:
         for name in ("p50", "p95", "p99", "max"):
@@ -1273,6 +1326,9 @@ def report(args: argparse.Namespace, inbox: list[InboxResult], live: LiveResult 
     if live is not None:
         console.print(live_table(live))
         console.print(f"  server start-up (commhub serve --demo until /readyz answers): {live.startup:.1f} s")
+        if live.silent_bytes:
+            console.print(f"  {len(live.silent_bytes)} more agent websockets received {min(live.silent_bytes):,}–"
+                          f"{max(live.silent_bytes):,} bytes each (raw, not parsed by the bench)")
         console.print(f"  new senders: one in {max(1, round(args.rate * args.duration / args.senders))} messages, joining evenly through the run "
                       f"(their first message also creates a contact, a data key and a conversation)")
         if live.warm_up is not None:
@@ -1439,6 +1495,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="seconds of the same inbound traffic before the measured run, reported apart "
                              "(default 3; quick 2; 0: none)")
     parser.add_argument("--workers", type=int, default=64, help="concurrent HTTP clients (default 64)")
+    parser.add_argument("--agents", type=int, default=1,
+                        help="agent websockets open on the workspace (default 1): one measures, the others only"
+                             " receive (raw bytes, counted), as other agents' browsers would")
     parser.add_argument("--senders", type=int, default=None,
                         help="distinct sender phone numbers (default: one per 6 messages, 500 at 200/s for 15 s)")
     parser.add_argument("--drain", type=float, default=10.0,

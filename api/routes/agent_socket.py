@@ -20,10 +20,10 @@ from fastapi import WebSocket, WebSocketDisconnect
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import PERMISSIONS
+from api.live import Update
 from api.routing import APIRouter
 
 router = APIRouter()
-TOKEN_RECHECK_SECONDS = 15.0
 
 
 @router.websocket("/ws/agent")
@@ -72,7 +72,7 @@ async def agent_socket(socket: WebSocket) -> None:
                 await socket.send_json(update)
             last = max(after, head)
         await socket.send_json({"type": "ready", "position": last})
-        await _pump(socket, queue, last, still_valid)
+        await _pump(socket, queue, last, still_valid, hub.settings.socket_recheck_seconds)
     except WebSocketDisconnect:
         pass
     finally:
@@ -82,39 +82,46 @@ async def agent_socket(socket: WebSocket) -> None:
 
 async def _pump(
     socket: WebSocket, queue: asyncio.Queue[dict[str, Any]], last: int, still_valid: Callable[[], Any],
+    recheck_seconds: float,
 ) -> None:
     """Forward live updates (skipping what the backfill already sent) until the client leaves,
-    re-checking the token so that a revoked or expired one stops the stream."""
-    loop = asyncio.get_running_loop()
-    receiver = asyncio.create_task(_drain(socket))
-    getter: asyncio.Task[dict[str, Any]] | None = None
-    checked = loop.time()
+    re-checking the token so that a revoked or expired one stops the stream.
+
+    Three tasks, so that an update costs the socket one queue wake-up and one frame: the sender
+    (each update's JSON is made once for every socket, ``api.live.Update``), the reader that notices
+    the client leaving, and the token check, which sleeps in between."""
+    tasks = {asyncio.create_task(_forward(socket, queue, last)), asyncio.create_task(_drain(socket)),
+             asyncio.create_task(_recheck(socket, still_valid, recheck_seconds))}
     try:
-        while not receiver.done():
-            if loop.time() - checked > TOKEN_RECHECK_SECONDS:
-                checked = loop.time()
-                holder = await run_in_threadpool(still_valid)
-                if holder is None:
-                    await socket.close(4401, "token is invalid, expired or revoked")
-                    return
-                if "inbox" not in PERMISSIONS.get(holder.role, frozenset()):
-                    await socket.close(4403, "role may not use the inbox")
-                    return
-            getter = getter or asyncio.create_task(queue.get())  # kept across timeouts: no update is lost
-            done, _ = await asyncio.wait({getter, receiver}, timeout=TOKEN_RECHECK_SECONDS,
-                                         return_when=asyncio.FIRST_COMPLETED)
-            if getter in done:
-                update = getter.result()
-                getter = None
-                if "position" not in update:  # typing: live only
-                    await socket.send_json(update)
-                elif update["position"] > last:
-                    await socket.send_json(update)
-                    last = update["position"]
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            task.result()  # a send that failed because the client left raises here, as it did inline
     finally:
-        receiver.cancel()
-        if getter is not None:
-            getter.cancel()
+        for task in tasks:
+            task.cancel()
+
+
+async def _forward(socket: WebSocket, queue: asyncio.Queue[dict[str, Any]], last: int) -> None:
+    while True:
+        update = await queue.get()
+        position = update.get("position")
+        if position is None or position > last:  # typing (no position) is live only
+            await socket.send_text(update.text() if isinstance(update, Update)
+                                   else json.dumps(update, separators=(",", ":"), ensure_ascii=False))
+            if position is not None:
+                last = position
+
+
+async def _recheck(socket: WebSocket, still_valid: Callable[[], Any], every: float) -> None:
+    while True:
+        await asyncio.sleep(every)
+        holder = await run_in_threadpool(still_valid)
+        if holder is None:
+            await socket.close(4401, "token is invalid, expired or revoked")
+            return
+        if "inbox" not in PERMISSIONS.get(holder.role, frozenset()):
+            await socket.close(4403, "role may not use the inbox")
+            return
 
 
 async def _drain(socket: WebSocket) -> None:

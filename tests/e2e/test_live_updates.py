@@ -125,6 +125,52 @@ def test_a_websocket_refuses_a_bad_hello_and_roles_without_the_inbox(demo_server
     asyncio.run(asyncio.wait_for(scenario(), timeout=40))
 
 
+def test_every_agent_gets_each_update_once_and_a_revoked_token_is_cut_off_while_the_others_stay(
+        tmp_path, fresh_database, session_kek):
+    env = {"DATABASE_URL": fresh_database.url, "COMMHUB_DB_SCHEMA": fresh_database.schema, "COMMHUB_KEK": session_kek,
+           "COMMHUB_SOCKET_RECHECK_SECONDS": "0.5"}
+    server = start_server(tmp_path, env, "--demo")
+    try:
+        with demo_login(server) as owner:
+            password, email = "a long enough password", f"{unique('agent')}@demo.example"
+            owner.ok("POST", "/api/v1/staff", {"name": "Agent", "email": email, "role": "agent", "password": password})
+            slug = json.loads((server.data_dir / "demo-login.json").read_text())["workspace_slug"]
+            agent_token = httpx.post(f"{server.url}/api/v1/auth/login", json={
+                "workspace": slug, "email": email, "password": password}).json()["token"]
+
+            async def scenario() -> None:
+                owners = [AgentSocket(server.url, owner.token) for _ in range(6)]
+                agent = AgentSocket(server.url, agent_token)
+                for socket in (*owners, agent):
+                    await socket.connect()
+                async with httpx.AsyncClient(base_url=server.url, timeout=15,
+                                             headers={"Authorization": f"Bearer {owner.token}"}) as client:
+                    first = unique("to everyone")
+                    stored = await post_inbound(client, phone_number(), first)
+                    for socket in (*owners, agent):
+                        updates = await socket.collect(received_all([first]), timeout=5)
+                        [update] = [u for u in updates if u["type"] == RECEIVED]
+                        assert (update["body"], update["message_id"]) == (first, stored["message_id"])
+
+                    revoked = await client.post("/api/v1/auth/logout", headers={"Authorization": f"Bearer {agent_token}"})
+                    assert revoked.status_code == 204
+                    with pytest.raises(ConnectionClosed) as closed:
+                        while True:  # the socket ends within a recheck or two (0.5 s here)
+                            await agent.receive(timeout=5)
+                    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
+
+                    second = unique("still live")
+                    await post_inbound(client, phone_number(), second)
+                    for socket in owners:
+                        assert bodies_received(await socket.collect(received_all([second]), timeout=5)) == [second]
+                for socket in owners:
+                    await socket.close()
+
+            asyncio.run(asyncio.wait_for(scenario(), timeout=60))
+    finally:
+        stop_server(server)
+
+
 # PostgreSQL restarts -------------------------------------------------------------------------------------
 
 
