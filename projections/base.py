@@ -32,6 +32,8 @@ class View:
     name: ClassVar[str]
     ddl: ClassVar[str]
     tables: ClassVar[tuple[str, ...]]
+    kept: ClassVar[tuple[str, ...]] = ()
+    """Tables the view writes that a rebuild keeps (a worker's state: what it already did is not redone)."""
     handlers: ClassVar[dict[type, str]] = {}
 
     def setup(self, conn: psycopg.Connection[Any]) -> None:

@@ -39,7 +39,8 @@ LOOKED_UP = (Platform.MESSENGER.value, Platform.INSTAGRAM.value)  # WhatsApp's w
 class MetaProfiles(View):
     name = "meta_profiles"
     ddl = DDL
-    tables = ()  # the lookups are the worker's state: kept across rebuilds, so none is made twice
+    tables = ()
+    kept = ("commhub_meta_profile_lookups",)  # the worker's state: kept across rebuilds, so none is made twice
     handlers = {SocialIdentityLinked: "linked", Contact.Erased: "erased"}
 
     def linked(self, conn: Any, e: SocialIdentityLinked, position: int) -> None:

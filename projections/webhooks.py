@@ -102,7 +102,8 @@ SUBSCRIPTION_EVENTS = (WebhookSubscription.Created, WebhookSubscription.Changed,
 class Webhooks(View):
     name = "webhooks"
     ddl = DDL
-    tables = ("commhub_webhook_subscriptions",)  # the delivery queue is working state: kept across rebuilds
+    tables = ("commhub_webhook_subscriptions",)
+    kept = ("commhub_webhook_deliveries", "commhub_webhook_attempts", "commhub_webhook_pruned")  # working state
     handlers = {
         **{kind: "enqueue" for kind in CARRIED},
         Contact.Erased: "erased",

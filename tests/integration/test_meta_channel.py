@@ -45,7 +45,8 @@ def meta_worker(hub, settings: Settings, fake: FakeMeta):
     def make(clock: Clock) -> OutboxWorker:
         configured = replace(settings, meta=MetaSettings(app_secret=fake.app_secret, graph_url=fake.graph_url,
                                                          timeout=2))
-        senders = {**channel_senders(configured, hub.app), **wire_meta(configured, hub.app, hub.handles).senders}
+        wired = wire_meta(configured, hub.app, hub.handles, hub.database)
+        senders = {**channel_senders(configured, hub.app), **wired.senders}
         senders[SOCIAL].clock = clock
         channels.append(senders[SOCIAL])
         return OutboxWorker(hub.app, hub.database, senders, clock=clock, base_delay=0.0, max_attempts=3)
