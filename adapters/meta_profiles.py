@@ -16,6 +16,7 @@ import logging
 import random
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
+from urllib.parse import quote
 from uuid import UUID
 
 import httpx
@@ -75,68 +76,74 @@ class MetaProfileWorker(PollingWorker):
         self.max_attempts = max_attempts
         self.base_delay = base_delay
         self.poll_seconds = poll_seconds
-        self.lease = timedelta(seconds=max(60.0, timeout * 6))
         self.clock = clock or (lambda: datetime.now(timezone.utc))
 
     def run_once(self, limit: int = 20) -> int:
         """Look up what is due now; returns how many rows were claimed."""
         now = self.clock()
+        lease = timedelta(seconds=max(60.0, 2 * self.timeout * limit))  # outlasts a batch of slow answers
         with self.database.connection() as conn:
-            rows = conn.execute(CLAIM, {"now": now, "lease": now + self.lease, "limit": limit}).fetchall()
+            rows = conn.execute(CLAIM, {"now": now, "lease": now + lease, "limit": limit}).fetchall()
         if rows:
             with httpx.Client(timeout=self.timeout, follow_redirects=False, trust_env=False) as client:
-                for row in rows:
-                    self._look_up(client, *row)
+                for contact_id, platform, account_id, workspace_id, attempts in rows:
+                    try:
+                        self._look_up(client, contact_id, platform, account_id, workspace_id, attempts)
+                    except Exception as error:  # one row's trouble (the store, a bad row) neither stops the
+                        # batch nor retries it for ever; the type only: the message may hold personal data
+                        self._retry_or_fail(contact_id, platform, account_id, attempts,
+                                            f"error {type(error).__name__}")
         return len(rows)
 
     def _look_up(self, client: httpx.Client, contact_id: UUID, platform_name: str, account_id: str,
                  workspace_id: UUID, attempts: int) -> None:
         platform = Platform(platform_name)
+        key = (contact_id, platform_name, account_id)
         sender_id = self.app.profile_lookup(workspace_id, contact_id, platform, account_id)
         if sender_id is None:
-            return self._finish(contact_id, platform, account_id, "not_needed")
+            return self._finish(*key, "not_needed")
         token = self.accounts.token(workspace_id, platform.value, account_id)
         if token is None:
-            return self._finish(contact_id, platform, account_id, "not_connected")
+            return self._finish(*key, "not_connected")
         try:
-            answer = client.get(f"{self.graph_url}/{sender_id}", params={"fields": FIELDS[platform]},
-                                headers={"Authorization": f"Bearer {token}"})
+            answer = client.get(f"{self.graph_url}/{quote(sender_id, safe='')}",  # one path segment, always
+                                params={"fields": FIELDS[platform]}, headers={"Authorization": f"Bearer {token}"})
             body = answer.json() if answer.headers.get("content-type", "").startswith(
                 ("application/json", "text/javascript")) else None
         except (httpx.HTTPError, ValueError) as error:
-            return self._retry_or_fail(contact_id, platform, account_id, attempts, type(error).__name__)
+            return self._retry_or_fail(*key, attempts, type(error).__name__)
         if answer.status_code == 200:
             name = profile_name(platform, body)
             if name is None:
-                return self._finish(contact_id, platform, account_id, "no_name")
+                return self._finish(*key, "no_name")
             named = self.app.name_from_profile(workspace_id, contact_id, platform, name, self.clock())
-            return self._finish(contact_id, platform, account_id, "named" if named else "not_needed")
+            return self._finish(*key, "named" if named else "not_needed")
         error = body.get("error") if isinstance(body, dict) else None
         raw = error.get("code") if isinstance(error, dict) else None
         code = raw if isinstance(raw, int) and not isinstance(raw, bool) else None
         outcome = f"http_{answer.status_code}" + (f" meta {code}" if code is not None else "")
         if answer.status_code == 429 or answer.status_code >= 500 or code in THROTTLING:
-            return self._retry_or_fail(contact_id, platform, account_id, attempts, outcome)
-        self._finish(contact_id, platform, account_id, outcome, state="failed")
+            return self._retry_or_fail(*key, attempts, outcome)
+        self._finish(*key, outcome, state="failed")
 
-    def _retry_or_fail(self, contact_id: UUID, platform: Platform, account_id: str, attempts: int,
+    def _retry_or_fail(self, contact_id: UUID, platform: str, account_id: str, attempts: int,
                        outcome: str) -> None:
         if attempts >= self.max_attempts:
             return self._finish(contact_id, platform, account_id, outcome, state="failed")
         delay = self.base_delay * 2 ** (attempts - 1) * random.uniform(0.5, 1.5)
         log.warning("meta profile lookup failed; retrying", extra={
-            "contact_id": str(contact_id), "platform": platform.value, "outcome": outcome})
+            "contact_id": str(contact_id), "platform": platform, "outcome": outcome})
         with self.database.connection() as conn:
             conn.execute("UPDATE commhub_meta_profile_lookups SET due_at = %s, outcome = %s"
                          " WHERE contact_id = %s AND platform = %s AND account_id = %s AND state = 'pending'",
-                         (self.clock() + timedelta(seconds=delay), outcome, contact_id, platform.value, account_id))
+                         (self.clock() + timedelta(seconds=delay), outcome, contact_id, platform, account_id))
 
-    def _finish(self, contact_id: UUID, platform: Platform, account_id: str, outcome: str,
+    def _finish(self, contact_id: UUID, platform: str, account_id: str, outcome: str,
                 state: str = "done") -> None:
         if state == "failed":
             log.warning("meta profile lookup gave up", extra={
-                "contact_id": str(contact_id), "platform": platform.value, "outcome": outcome})
+                "contact_id": str(contact_id), "platform": platform, "outcome": outcome})
         with self.database.connection() as conn:
             conn.execute("UPDATE commhub_meta_profile_lookups SET state = %s, outcome = %s, finished_at = %s"
                          " WHERE contact_id = %s AND platform = %s AND account_id = %s AND state = 'pending'",
-                         (state, outcome, self.clock(), contact_id, platform.value, account_id))
+                         (state, outcome, self.clock(), contact_id, platform, account_id))

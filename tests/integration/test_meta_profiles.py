@@ -144,3 +144,36 @@ def test_throttling_is_retried_and_a_refusal_ends_the_lookup_with_nothing_person
 ])
 def test_a_profile_answer_becomes_a_clean_name_or_none(platform, body, expected):
     assert profile_name(platform, body) == expected
+
+
+def test_a_sender_id_is_one_path_segment_so_it_cannot_read_someone_elses_profile(isolated_hub, fake):
+    hub = isolated_hub
+    workspace_id, page = connected(hub, fake, "messenger")
+    fake.profile(page, "2002", first_name="Ada", last_name="Lovelace")
+    odd = inbound(hub.app, workspace_id, Platform.MESSENGER, page, "9/../2002", "Hello")
+    hub.projections.catch_up()
+    assert worker(hub, fake).run_once() == 1
+    assert fake.profile_reads == []  # the Graph API saw one odd id, not a path to 2002's profile
+    assert name_of(hub, workspace_id, odd.contact_id) == "Messenger contact"
+    assert lookups(hub)[odd.contact_id] == ("failed", "http_404 meta 100", 1)
+
+
+def test_a_row_that_breaks_neither_stops_the_batch_nor_comes_back_for_ever(isolated_hub, fake):
+    hub = isolated_hub
+    workspace_id, page = connected(hub, fake, "messenger")
+    fake.profile(page, "7001", first_name="Still", last_name="Named")
+    missing = uuid.uuid4()  # a row this version cannot read (a platform it does not know), first in the queue
+    with hub.database.connection() as conn:
+        conn.execute("INSERT INTO commhub_meta_profile_lookups (contact_id, platform, account_id, workspace_id,"
+                     " created_at, due_at) VALUES (%s, 'threads', %s, %s, %s, %s)",
+                     (missing, page, workspace_id, NOW, NOW))
+    named = inbound(hub.app, workspace_id, Platform.MESSENGER, page, "7001", "Hello")
+    hub.projections.catch_up()
+    lookup = worker(hub, fake, max_attempts=2)
+    assert lookup.run_once() == 2
+    assert name_of(hub, workspace_id, named.contact_id) == "Still Named"
+    state, outcome, attempts = lookups(hub)[missing]
+    assert (state, attempts) == ("pending", 1) and outcome.startswith("error ")
+    assert lookup.run_once() == 1
+    assert lookups(hub)[missing][:2] == ("failed", outcome)
+    assert lookup.run_once() == 0
