@@ -198,6 +198,7 @@ class LiveFeed:
         """Publish stored events read from the log (all of them up to the floor, in order)."""
         assert self._loop is not None
         with self._publishing:
+            out: list[tuple[list[UUID], Update]] = []
             for notification in notifications:
                 if notification.id <= self.position:
                     continue  # handed over by the runner meanwhile
@@ -207,8 +208,9 @@ class LiveFeed:
                 workspace_id = self._workspace_of(notification)
                 keys = [k for k in (workspace_id, notification.originator_id) if k in self._subscribers]
                 if workspace_id is not None and keys:
-                    self._send(keys, self.app.mapper.to_domain_event(notification), notification.id)
+                    self._collect(out, keys, self.app.mapper.to_domain_event(notification), notification.id)
                 self.position = notification.id
+            self._send(out)
             self.reached.advance(self.position)
 
     def take(self, start: int, events: list[tuple[int, Any]]) -> None:
@@ -218,6 +220,7 @@ class LiveFeed:
         with self._publishing:
             if not start <= self.position < events[-1][0]:
                 return  # not the next batch for this feed: it reads the log instead
+            out: list[tuple[list[UUID], Update]] = []
             for position, event in events:
                 if position <= self.position:
                     continue
@@ -225,17 +228,28 @@ class LiveFeed:
                 if isinstance(workspace_id, UUID):
                     keys = [k for k in (workspace_id, event.originator_id) if k in self._subscribers]
                     if keys:
-                        self._send(keys, event, position)
+                        self._collect(out, keys, event, position)
                 self.position = position
+            self._send(out)
             self.reached.advance(self.position)
 
-    def _send(self, keys: list[UUID], event: Any, position: int) -> None:
-        assert self._loop is not None
+    @staticmethod
+    def _collect(out: list[tuple[list[UUID], Update]], keys: list[UUID], event: Any, position: int) -> None:
         found = to_update(event, position)
         if found is not None:
-            update = Update(found)
+            out.append((keys, Update(found)))
+
+    def _send(self, out: list[tuple[list[UUID], Update]]) -> None:
+        """Hand a batch's updates to the event loop in one wake-up (a socket finds them queued together
+        and may send them as one frame, see ``api.routes.agent_socket``)."""
+        if out:
+            assert self._loop is not None
+            self._loop.call_soon_threadsafe(self._dispatch_all, out)
+
+    def _dispatch_all(self, out: list[tuple[list[UUID], Update]]) -> None:
+        for keys, update in out:
             for key in keys:
-                self._loop.call_soon_threadsafe(self._dispatch, key, update)
+                self._dispatch(key, update)
 
     def publish_typing(self, workspace_id: UUID, conversation_id: UUID, who: str) -> None:
         """Tell every process that someone ("agent" or "visitor") is typing in a conversation."""

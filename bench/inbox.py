@@ -574,9 +574,10 @@ class Received:
 class Socket:
     """The agent websocket: records when each message_received update arrives, by body."""
 
-    def __init__(self, url: str, token: str) -> None:
+    def __init__(self, url: str, token: str, batch: bool = True) -> None:
         self.url = url.replace("http://", "ws://") + "/ws/agent"
         self.token = token
+        self.batch = batch
         self.received: dict[str, Received] = {}
         self.arrived = asyncio.Event()
         self.closed: str | None = None
@@ -587,7 +588,7 @@ class Socket:
         from websockets.asyncio.client import connect
 
         self._connection = await connect(self.url, max_size=None, open_timeout=15)
-        await self._connection.send(json.dumps({"token": self.token}))
+        await self._connection.send(json.dumps({"token": self.token, "batch": self.batch}))
         while json.loads(await asyncio.wait_for(self._connection.recv(), 15)).get("type") != "ready":
             pass
         self._reader = asyncio.create_task(self._read())
@@ -596,15 +597,16 @@ class Socket:
         try:
             async for raw in self._connection:
                 arrived = time.perf_counter()
-                update = json.loads(raw)
-                if update.get("type") != RECEIVED:
-                    continue
-                seen = self.received.get(update.get("body"))
-                if seen is not None:
-                    seen.count += 1
-                else:
-                    server_at = datetime.fromisoformat(update["at"]).timestamp()
-                    self.received[update.get("body")] = Received(arrived, server_at)
+                frame = json.loads(raw)
+                for update in frame["updates"] if frame.get("type") == "batch" else [frame]:
+                    if update.get("type") != RECEIVED:
+                        continue
+                    seen = self.received.get(update.get("body"))
+                    if seen is not None:
+                        seen.count += 1
+                    else:
+                        server_at = datetime.fromisoformat(update["at"]).timestamp()
+                        self.received[update.get("body")] = Received(arrived, server_at)
                 self.arrived.set()
         except Exception as error:  # the connection broke: reported, and what it missed counts as lost
             self.closed = f"closed ({type(error).__name__})"
@@ -632,9 +634,10 @@ class SilentAgent:
     handshake and the hello it only reads raw bytes and counts them, without parsing frames — the
     server does all its per-socket work, the bench almost none."""
 
-    def __init__(self, url: str, token: str) -> None:
+    def __init__(self, url: str, token: str, batch: bool = True) -> None:
         self.host, self.port = url.removeprefix("http://").split(":")
         self.token = token
+        self.batch = batch
         self.bytes = 0
         self._writer: asyncio.StreamWriter | None = None
         self._reader_task: asyncio.Task[None] | None = None
@@ -651,7 +654,7 @@ class SilentAgent:
         head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 15)
         if b" 101 " not in head.split(b"\r\n", 1)[0]:
             raise RuntimeError("the agent websocket was refused")
-        hello = json.dumps({"token": self.token}).encode()
+        hello = json.dumps({"token": self.token, "batch": self.batch}).encode()
         mask = os.urandom(4)
         header = bytes([0x81]) + (bytes([0x80 | len(hello)]) if len(hello) < 126
                                   else bytes([0x80 | 126]) + len(hello).to_bytes(2, "big"))
@@ -969,17 +972,18 @@ class LiveResult:
     stages: Stages | None = None
     warm_up: InboundRun | None = None  # unmeasured: the same traffic for the first seconds of a fresh server
     silent_bytes: list[int] = field(default_factory=list)  # what each other agent's socket received
+    unbatched: bool = False  # the agents asked for one frame per update (--no-batch)
 
 
 async def measure_live(server: Any, database: Database, login: dict[str, Any], args: argparse.Namespace,
                        progress: Progress) -> LiveResult:
     headers = {"Authorization": f"Bearer {login['token']}"}
-    socket = Socket(server.url, login["token"])
+    socket = Socket(server.url, login["token"], batch=not args.no_batch)
     await socket.connect()
-    others = [SilentAgent(server.url, login["token"]) for _ in range(args.agents - 1)]
+    others = [SilentAgent(server.url, login["token"], batch=not args.no_batch) for _ in range(args.agents - 1)]
     for other in others:
         await other.connect()
-    result = LiveResult([])
+    result = LiveResult([], unbatched=args.no_batch)
     # One client (one keep-alive connection) per worker, and a lean one: httpx cost ~1.5 ms of CPU per
     # request on the same two cores as the server it measures (LeanClient, bench/_common.py).
     try:
@@ -1237,7 +1241,8 @@ def stages_table(stages: Stages) -> Table:
 def live_table(result: LiveResult) -> Table:
     runs = result.runs
     title = " and ".join(f"{r.rate:g} msg/s for {r.duration:g} s ({len(r.sent):,} msgs)" for r in runs)
-    agents = f"; {len(result.silent_bytes) + 1} agent websockets open" if result.silent_bytes else ""
+    agents = (f"; {len(result.silent_bytes) + 1} agent websockets open"
+              + (", one frame per update" if result.unbatched else "") if result.silent_bytes else "")
     table = Table(title=f"Inbound → agent websocket at {title}; {runs[0].workers} HTTP workers{agents}")
     table.add_column("measurement")
     for run in runs:
@@ -1495,6 +1500,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="seconds of the same inbound traffic before the measured run, reported apart "
                              "(default 3; quick 2; 0: none)")
     parser.add_argument("--workers", type=int, default=64, help="concurrent HTTP clients (default 64)")
+    parser.add_argument("--no-batch", action="store_true",
+                        help="the agents ask for one frame per update (clients that do not send \"batch\": true)")
     parser.add_argument("--agents", type=int, default=1,
                         help="agent websockets open on the workspace (default 1): one measures, the others only"
                              " receive (raw bytes, counted), as other agents' browsers would")

@@ -41,7 +41,7 @@ export class LiveSocket {
     this.socket = socket;
     this.handlers.state(this.attempt === 0 && this.position === null ? "connecting" : "reconnecting");
     socket.addEventListener("open", () => {
-      const hello = { token: this.token };
+      const hello = { token: this.token, batch: true }; // updates published together may come in one frame
       if (this.position !== null) hello.after = this.position;
       socket.send(JSON.stringify(hello));
     });
@@ -64,6 +64,10 @@ export class LiveSocket {
   }
 
   receive(message) {
+    if (message.type === "batch") {
+      for (const update of message.updates) this.receive(update);
+      return;
+    }
     if (message.type === "ready") {
       this.position = Math.max(this.position ?? 0, message.position);
       this.attempt = 0;

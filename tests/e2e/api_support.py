@@ -281,17 +281,22 @@ class AgentSocket:
     """An agent's live connection to ``/ws/agent`` that remembers the last position it saw,
     so it can reconnect with ``after`` the way the inbox page does."""
 
-    def __init__(self, url: str, token: str) -> None:
+    def __init__(self, url: str, token: str, *, batch: bool = False) -> None:
         self.url = url.replace("http://", "ws://", 1) + "/ws/agent"
         self.token = token
+        self.batch = batch  # asks for updates published together in one frame, as the inbox page does
         self.position: int | None = None
         self.ready: dict[str, Any] | None = None
         self.connection: ClientConnection | None = None
+        self.frames: list[int] = []  # how many updates each live frame carried
+        self._pending: list[dict[str, Any]] = []
 
     async def connect(self, after: int | None = None, *, timeout: float = 10) -> list[dict[str, Any]]:
         """Connect and say hello; returns the updates replayed before ``ready``."""
         self.connection = await asyncio.wait_for(connect(self.url, open_timeout=timeout), timeout)
         hello: dict[str, Any] = {"token": self.token}
+        if self.batch:
+            hello["batch"] = True
         if after is not None:
             hello["after"] = after
         await self.connection.send(json.dumps(hello))
@@ -311,7 +316,11 @@ class AgentSocket:
 
     async def receive(self, timeout: float) -> dict[str, Any]:
         assert self.connection is not None
-        return self._seen(json.loads(await asyncio.wait_for(self.connection.recv(), timeout)))
+        if not self._pending:
+            frame = json.loads(await asyncio.wait_for(self.connection.recv(), timeout))
+            self._pending = frame["updates"] if frame["type"] == "batch" else [frame]
+            self.frames.append(len(self._pending))
+        return self._seen(self._pending.pop(0))
 
     async def collect(self, done: Callable[[list[dict[str, Any]]], bool], timeout: float) -> list[dict[str, Any]]:
         """Live updates, until ``done(updates so far)`` is true; fails after ``timeout`` seconds."""

@@ -120,6 +120,7 @@ def test_a_websocket_refuses_a_bad_hello_and_roles_without_the_inbox(demo_server
         assert await closed_with(json.dumps({"after": 0})) == 4401
         assert await closed_with(json.dumps({"token": "forged", "after": 0})) == 4401
         assert await closed_with(json.dumps({"token": owner.token, "after": "ten"})) == 4401
+        assert await closed_with(json.dumps({"token": owner.token, "batch": "yes"})) == 4401
         assert await closed_with(json.dumps({"token": compliance})) == 4403
 
     asyncio.run(asyncio.wait_for(scenario(), timeout=40))
@@ -139,7 +140,7 @@ def test_every_agent_gets_each_update_once_and_a_revoked_token_is_cut_off_while_
                 "workspace": slug, "email": email, "password": password}).json()["token"]
 
             async def scenario() -> None:
-                owners = [AgentSocket(server.url, owner.token) for _ in range(6)]
+                owners = [AgentSocket(server.url, owner.token, batch=n % 2 == 0) for n in range(6)]
                 agent = AgentSocket(server.url, agent_token)
                 for socket in (*owners, agent):
                     await socket.connect()
@@ -163,6 +164,22 @@ def test_every_agent_gets_each_update_once_and_a_revoked_token_is_cut_off_while_
                     await post_inbound(client, phone_number(), second)
                     for socket in owners:
                         assert bodies_received(await socket.collect(received_all([second]), timeout=5)) == [second]
+
+                    # A burst: sockets that asked for batches get the same updates in the same order,
+                    # none twice, in fewer frames when updates were published together.
+                    burst = [unique(f"burst {n}") for n in range(30)]
+                    await asyncio.gather(*(post_inbound(client, phone_number(), body) for body in burst))
+                    seen = [await socket.collect(received_all(burst), timeout=15) for socket in owners]
+                    for socket, updates in zip(owners, seen):
+                        positions = [u["position"] for u in updates]
+                        assert positions == sorted(set(positions))
+                        assert sorted(bodies_received(updates)) == sorted(burst)
+                        if not socket.batch:
+                            assert set(socket.frames) == {1}
+                    common = min(updates[-1]["position"] for updates in seen)  # what every socket has read
+                    in_order = [[(u["type"], u["position"]) for u in updates if u["position"] <= common]
+                                for updates in seen]
+                    assert all(order == in_order[0] for order in in_order)
                 for socket in owners:
                     await socket.close()
 
