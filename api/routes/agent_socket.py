@@ -50,11 +50,7 @@ async def agent_socket(socket: WebSocket) -> None:
     except WebSocketDisconnect:
         return
     principal = await run_in_threadpool(hub.tokens.resolve, token, datetime.now(timezone.utc))
-    if principal is None:
-        await socket.close(4401, "token is invalid, expired or revoked")
-        return
-    if "inbox" not in PERMISSIONS.get(principal.role, frozenset()):
-        await socket.close(4403, "role may not use the inbox")
+    if await _refused(socket, principal):
         return
     queue = feed.subscribe(principal.workspace_id)
     presence, connection_id = hub.extras["visitors"], uuid4()
@@ -133,13 +129,19 @@ def _text(update: dict[str, Any]) -> str:
 async def _recheck(socket: WebSocket, still_valid: Callable[[], Any], every: float) -> None:
     while True:
         await asyncio.sleep(every)
-        holder = await run_in_threadpool(still_valid)
-        if holder is None:
-            await socket.close(4401, "token is invalid, expired or revoked")
+        if await _refused(socket, await run_in_threadpool(still_valid)):
             return
-        if "inbox" not in PERMISSIONS.get(holder.role, frozenset()):
-            await socket.close(4403, "role may not use the inbox")
-            return
+
+
+async def _refused(socket: WebSocket, holder: Any) -> bool:
+    """Close the socket if its token's holder (None: no valid token) may not use the inbox."""
+    if holder is None:
+        await socket.close(4401, "token is invalid, expired or revoked")
+        return True
+    if "inbox" not in PERMISSIONS.get(holder.role, frozenset()):
+        await socket.close(4403, "role may not use the inbox")
+        return True
+    return False
 
 
 async def _drain(socket: WebSocket) -> None:
