@@ -199,18 +199,20 @@ class LiveFeed:
         assert self._loop is not None
         with self._publishing:
             out: list[tuple[list[UUID], Update]] = []
-            for notification in notifications:
-                if notification.id <= self.position:
-                    continue  # handed over by the runner meanwhile
-                if notification.topic == AUDIT_TOPIC:
+            try:
+                for notification in notifications:
+                    if notification.id <= self.position:
+                        continue  # handed over by the runner meanwhile
+                    if notification.topic == AUDIT_TOPIC:
+                        self.position = notification.id
+                        continue
+                    workspace_id = self._workspace_of(notification)
+                    keys = [k for k in (workspace_id, notification.originator_id) if k in self._subscribers]
+                    if workspace_id is not None and keys:
+                        self._collect(out, keys, self.app.mapper.to_domain_event(notification), notification.id)
                     self.position = notification.id
-                    continue
-                workspace_id = self._workspace_of(notification)
-                keys = [k for k in (workspace_id, notification.originator_id) if k in self._subscribers]
-                if workspace_id is not None and keys:
-                    self._collect(out, keys, self.app.mapper.to_domain_event(notification), notification.id)
-                self.position = notification.id
-            self._send(out)
+            finally:  # what was collected goes out even if a later event fails to decode
+                self._send(out)
             self.reached.advance(self.position)
 
     def take(self, start: int, events: list[tuple[int, Any]]) -> None:
@@ -221,16 +223,18 @@ class LiveFeed:
             if not start <= self.position < events[-1][0]:
                 return  # not the next batch for this feed: it reads the log instead
             out: list[tuple[list[UUID], Update]] = []
-            for position, event in events:
-                if position <= self.position:
-                    continue
-                workspace_id = getattr(event, "workspace_id", None)
-                if isinstance(workspace_id, UUID):
-                    keys = [k for k in (workspace_id, event.originator_id) if k in self._subscribers]
-                    if keys:
-                        self._collect(out, keys, event, position)
-                self.position = position
-            self._send(out)
+            try:
+                for position, event in events:
+                    if position <= self.position:
+                        continue
+                    workspace_id = getattr(event, "workspace_id", None)
+                    if isinstance(workspace_id, UUID):
+                        keys = [k for k in (workspace_id, event.originator_id) if k in self._subscribers]
+                        if keys:
+                            self._collect(out, keys, event, position)
+                    self.position = position
+            finally:
+                self._send(out)
             self.reached.advance(self.position)
 
     @staticmethod

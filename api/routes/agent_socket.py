@@ -27,6 +27,8 @@ from api.live import Update
 from api.routing import APIRouter
 
 router = APIRouter()
+BATCH_UPDATES = 100  # at most this many updates, and about BATCH_CHARS characters, in one batch frame
+BATCH_CHARS = 256 * 1024
 
 
 @router.websocket("/ws/agent")
@@ -106,19 +108,26 @@ async def _pump(
 async def _forward(socket: WebSocket, queue: asyncio.Queue[dict[str, Any]], last: int, batch: bool) -> None:
     while True:
         pending = [await queue.get()]
-        while batch and not queue.empty():  # published together (one feed batch): one frame for all
+        while batch and len(pending) < BATCH_UPDATES and not queue.empty():  # published together: one frame
             pending.append(queue.get_nowait())
-        texts = []
+        texts, size = [], 0
         for update in pending:
             position = update.get("position")
             if position is None or position > last:  # typing (no position) is live only
-                texts.append(_text(update))
+                text = _text(update)
+                if texts and size + len(text) > BATCH_CHARS:  # a frame stays well under clients' limits
+                    await _send(socket, texts)
+                    texts, size = [], 0
+                texts.append(text)
+                size += len(text)
                 if position is not None:
                     last = position
-        if len(texts) == 1:
-            await socket.send_text(texts[0])
-        elif texts:
-            await socket.send_text('{"type":"batch","updates":[' + ",".join(texts) + "]}")
+        if texts:
+            await _send(socket, texts)
+
+
+async def _send(socket: WebSocket, texts: list[str]) -> None:
+    await socket.send_text(texts[0] if len(texts) == 1 else '{"type":"batch","updates":[' + ",".join(texts) + "]}")
 
 
 def _text(update: dict[str, Any]) -> str:

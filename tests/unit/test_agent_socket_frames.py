@@ -56,3 +56,15 @@ def test_updates_published_together_come_in_one_frame_only_when_asked(batch):
 
 def test_a_batch_of_only_seen_updates_sends_nothing():
     assert asyncio.run(forwarded(True, [[message(2), message(3)]], last=3)) == []
+
+
+def test_a_backlog_is_split_into_frames_of_bounded_count_and_size():
+    backlog = [message(n) for n in range(1, 151)]
+    frames = asyncio.run(forwarded(True, [backlog], last=0))
+    assert [len(frame["updates"]) for frame in frames] == [100, 50]
+    assert [u["position"] for frame in frames for u in frame["updates"]] == list(range(1, 151))
+
+    long = [Update(type="conversation.message_received", position=n, body="x" * 100_000) for n in (1, 2, 3)]
+    frames = asyncio.run(forwarded(True, [long], last=0))
+    assert [len(frame["updates"]) if frame["type"] == "batch" else 1 for frame in frames] == [2, 1]
+    assert [len(text) < 256 * 1024 + 100 for text in map(json.dumps, frames)] == [True, True]
