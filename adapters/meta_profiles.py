@@ -16,7 +16,6 @@ import logging
 import random
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
-from urllib.parse import quote
 from uuid import UUID
 
 import httpx
@@ -26,7 +25,7 @@ from adapters.meta_graph import GRAPH_API, THROTTLING
 from adapters.polling import PollingWorker
 from adapters.postgres import Database
 from domain.application import CommHub
-from domain.social import Platform
+from domain.social import ACCOUNT_ID, Platform
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +80,9 @@ class MetaProfileWorker(PollingWorker):
     def run_once(self, limit: int = 20) -> int:
         """Look up what is due now; returns how many rows were claimed."""
         now = self.clock()
-        lease = timedelta(seconds=max(60.0, 2 * self.timeout * limit))  # outlasts a batch of slow answers
+        # The lease outlasts a batch of slow answers (were it to run out, another worker would look a
+        # row up again: harmless, the rename checks the placeholder name, but counted twice).
+        lease = timedelta(seconds=max(60.0, 2 * self.timeout * limit))
         with self.database.connection() as conn:
             rows = conn.execute(CLAIM, {"now": now, "lease": now + lease, "limit": limit}).fetchall()
         if rows:
@@ -102,11 +103,13 @@ class MetaProfileWorker(PollingWorker):
         sender_id = self.app.profile_lookup(workspace_id, contact_id, platform, account_id)
         if sender_id is None:
             return self._finish(*key, "not_needed")
+        if not ACCOUNT_ID.fullmatch(sender_id):  # Meta's ids are digits; anything else could name another
+            return self._finish(*key, "bad_id", state="failed")  # Graph object ("me", "..") for the token
         token = self.accounts.token(workspace_id, platform.value, account_id)
         if token is None:
             return self._finish(*key, "not_connected")
         try:
-            answer = client.get(f"{self.graph_url}/{quote(sender_id, safe='')}",  # one path segment, always
+            answer = client.get(f"{self.graph_url}/{sender_id}",
                                 params={"fields": FIELDS[platform]}, headers={"Authorization": f"Bearer {token}"})
             body = answer.json() if answer.headers.get("content-type", "").startswith(
                 ("application/json", "text/javascript")) else None

@@ -63,6 +63,7 @@ class ApiKeys(View):
     name = "api_keys"
     ddl = DDL
     tables = ("commhub_api_keys",)
+    kept = ("commhub_api_key_usage",)  # when each key was last used: recorded by requests, not events
     handlers = {ApiKey.Issued: "issued", ApiKey.Revoked: "revoked"}
 
     def issued(self, conn: Any, e: ApiKey.Issued, position: int) -> None:

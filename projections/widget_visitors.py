@@ -15,6 +15,7 @@ from projections.base import View
 class WidgetVisitors(View):
     name = "widget_visitors"
     tables = ("commhub_widget_visitors", "commhub_widget_identities")
+    kept = ("commhub_agent_presence",)  # which agents' sockets are open now: live state, not from events
     handlers = {Contact.Erased: "erased"}
 
     def __init__(self, schema_sql: str) -> None:

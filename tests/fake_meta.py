@@ -66,6 +66,7 @@ class FakeMeta(LoopbackHttp):
         self.profiles: dict[tuple[str, str], dict[str, Any]] = {}  # (account, PSID/IGSID) → profile fields
         self.profile_plan: deque[str] = deque()  # answers of the next profile reads: "500", "400:10", …
         self.profile_reads: list[tuple[str, str, str]] = []  # (account whose token was used, user id, fields)
+        self.get_paths: list[str] = []  # every GET's path, whatever it asked for
         self._lock = threading.Lock()
         self.port = 0
 
@@ -95,6 +96,8 @@ class FakeMeta(LoopbackHttp):
             self.profile_plan.extend(answers)
 
     def _handle_get(self, handler: BaseHTTPRequestHandler) -> None:
+        with self._lock:
+            self.get_paths.append(handler.path)
         match = PROFILE.match(handler.path)
         if match is None:
             return self._reply(handler, 404, {"error": {"message": "Unknown path", "type": "GraphMethodException",

@@ -4,8 +4,10 @@ Protocol: the client connects to ``/ws/agent`` and sends ``{"token": "...", "aft
 (``after`` is the last position it saw; omit it to start from now). The server answers with
 every update after N, then ``{"type": "ready", "position": P}``, then live updates as they happen.
 A client that adds ``"batch": true`` to its hello may get several live updates in one frame,
-``{"type": "batch", "updates": [...]}`` (in order), when they were published together: one frame
-(and one write) per socket instead of one per update, which is what 50 agents cost the server.
+``{"type": "batch", "updates": [...]}`` (in order): whatever is queued for the socket when it sends,
+typically a projection batch (one write per socket instead of one per update, which is what 50
+agents cost the server); a frame holds at most ``BATCH_UPDATES`` updates and about ``BATCH_CHARS``
+characters (one longer update goes alone, as a plain frame).
 Close codes: 4401 not authenticated, 4403 role may not use the inbox, 4409 too far behind (reload).
 Typing indicators (``conversation.typing``) carry no position: they are not replayed. While the socket
 is open the agent counts as online for the web chat widget (``commhub_agent_presence``).
@@ -28,7 +30,7 @@ from api.routing import APIRouter
 
 router = APIRouter()
 BATCH_UPDATES = 100  # at most this many updates, and about BATCH_CHARS characters, in one batch frame
-BATCH_CHARS = 256 * 1024
+BATCH_CHARS = 128 * 1024  # at most ~512 KiB of UTF-8: under the 1 MiB frames clients such as `websockets` take
 
 
 @router.websocket("/ws/agent")

@@ -65,7 +65,10 @@ export class LiveSocket {
 
   receive(message) {
     if (message.type === "batch") {
-      for (const update of message.updates) this.receive(update);
+      for (const update of message.updates) {
+        if (this.stopped) return; // signed out part-way through a frame
+        this.receive(update);
+      }
       return;
     }
     if (message.type === "ready") {

@@ -334,6 +334,7 @@ class AgentSocket:
         return updates
 
     async def close(self) -> None:
+        self._pending = []  # what a reconnect replays comes from the server, not from the old frame
         if self.connection is not None:
             await self.connection.close()
             self.connection = None

@@ -4,6 +4,7 @@ certificate signed with the workspace's key."""
 from __future__ import annotations
 
 import copy
+import re
 import uuid
 
 import pytest
@@ -133,6 +134,10 @@ def test_every_registered_projection_drops_the_erased_subjects_plaintext(isolate
 
     views = hub.projections.projections
     assert {"directory", "inbox", "messages", "timeline", "outbox", "consents", "handles", "files"} <= set(views)
+    declared = {table for view in views.values() for table in (*view.tables, *view.kept)}
+    for name, view in views.items():  # some view declares each table (views may share one: sealed files)
+        undeclared = set(re.findall(r"CREATE TABLE IF NOT EXISTS (\w+)", view.ddl)) - declared
+        assert not undeclared, f"projection {name} creates tables no view declares: {undeclared}"
     everything = ""
     for name, view in views.items():
         tables = (*view.tables, *view.kept)

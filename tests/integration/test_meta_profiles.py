@@ -146,16 +146,19 @@ def test_a_profile_answer_becomes_a_clean_name_or_none(platform, body, expected)
     assert profile_name(platform, body) == expected
 
 
-def test_a_sender_id_is_one_path_segment_so_it_cannot_read_someone_elses_profile(isolated_hub, fake):
+@pytest.mark.parametrize("odd", ["9/../2002", "me", ".."])
+def test_a_sender_id_that_is_not_a_meta_id_is_never_sent_to_the_graph_api(isolated_hub, fake, odd):
+    """Meta's ids are digits; anything else could name another Graph object for the page's token
+    ("me" is the page itself, ".." is dropped from the path by URL normalisation)."""
     hub = isolated_hub
     workspace_id, page = connected(hub, fake, "messenger")
     fake.profile(page, "2002", first_name="Ada", last_name="Lovelace")
-    odd = inbound(hub.app, workspace_id, Platform.MESSENGER, page, "9/../2002", "Hello")
+    received = inbound(hub.app, workspace_id, Platform.MESSENGER, page, odd, "Hello")
     hub.projections.catch_up()
     assert worker(hub, fake).run_once() == 1
-    assert fake.profile_reads == []  # the Graph API saw one odd id, not a path to 2002's profile
-    assert name_of(hub, workspace_id, odd.contact_id) == "Messenger contact"
-    assert lookups(hub)[odd.contact_id] == ("failed", "http_404 meta 100", 1)
+    assert fake.profile_reads == [] and fake.get_paths == []
+    assert name_of(hub, workspace_id, received.contact_id) == "Messenger contact"
+    assert lookups(hub)[received.contact_id] == ("failed", "bad_id", 1)
 
 
 def test_a_row_that_breaks_neither_stops_the_batch_nor_comes_back_for_ever(isolated_hub, fake):
