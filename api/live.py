@@ -209,7 +209,14 @@ class LiveFeed:
                     workspace_id = self._workspace_of(notification)
                     keys = [k for k in (workspace_id, notification.originator_id) if k in self._subscribers]
                     if workspace_id is not None and keys:
-                        self._collect(out, keys, self.app.mapper.to_domain_event(notification), notification.id)
+                        try:
+                            event = self.app.mapper.to_domain_event(notification)
+                        except Exception as error:  # as the projections skip it, so does the feed: one
+                            # unreadable event must not stop every socket (nor make it read it for ever)
+                            log.warning("live feed skipped unreadable event %d (%s)", notification.id,
+                                        type(error).__name__)
+                        else:
+                            self._collect(out, keys, event, notification.id)
                     self.position = notification.id
             finally:  # what was collected goes out even if a later event fails to decode
                 self._send(out)

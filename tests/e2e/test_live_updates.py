@@ -189,6 +189,46 @@ def test_every_agent_gets_each_update_once_and_a_revoked_token_is_cut_off_while_
         stop_server(server)
 
 
+def test_an_unreadable_event_in_the_log_does_not_stop_the_live_feed(tmp_path, fresh_database, session_kek):
+    """An event this version cannot decode (here: a topic no module defines, with a real workspace's
+    state) is skipped by the projections and by the feed of a process that reads the log (it runs
+    no projections) alike; later messages still arrive live."""
+    env = {"DATABASE_URL": fresh_database.url, "COMMHUB_DB_SCHEMA": fresh_database.schema, "COMMHUB_KEK": session_kek}
+    (tmp_path / "projecting").mkdir()
+    (tmp_path / "reading").mkdir()
+    projecting = start_server(tmp_path / "projecting", env, "--demo")
+    try:
+        reading = start_server(tmp_path / "reading", env, "--no-workers")
+        try:
+            with demo_login(projecting) as owner:
+                async def scenario() -> None:
+                    socket = AgentSocket(reading.url, owner.token)
+                    await socket.connect()
+                    async with httpx.AsyncClient(base_url=projecting.url, timeout=15,
+                                                 headers={"Authorization": f"Bearer {owner.token}"}) as client:
+                        before = unique("before")
+                        await post_inbound(client, phone_number(), before)
+                        await socket.collect(received_all([before]), timeout=10)
+                        with fresh_database.connect() as conn:
+                            inserted = conn.execute(
+                                "INSERT INTO commhub_events (originator_id, originator_version, topic, state)"
+                                " SELECT gen_random_uuid(), 1, 'commhub_gone.module:Gone', state FROM commhub_events"
+                                " WHERE topic LIKE %s ORDER BY notification_id DESC LIMIT 1", ("%MessageReceived",))
+                            assert inserted.rowcount == 1
+                        after = unique("after")
+                        await post_inbound(client, phone_number(), after)
+                        updates = await socket.collect(received_all([after]), timeout=10)
+                        assert bodies_received(updates) == [after]
+                    await socket.close()
+
+                asyncio.run(asyncio.wait_for(scenario(), timeout=40))
+            assert "live feed skipped unreadable event" in reading.log()
+        finally:
+            stop_server(reading)
+    finally:
+        stop_server(projecting)
+
+
 # PostgreSQL restarts -------------------------------------------------------------------------------------
 
 
