@@ -33,6 +33,7 @@ from projections.timeline import KINDS
 log = logging.getLogger(__name__)
 
 BACKFILL_LIMIT = 10_000
+QUEUE_LIMIT = BACKFILL_LIMIT  # updates waiting for one socket; a socket further behind is dropped (OVERFLOW)
 HANDOFF_WAIT = 0.05  # how long a NOTIFY of this process's runner waits for its batch to be handed over
 MESSAGE_EVENTS = (Conversation.MessageReceived, Conversation.MessageSent, Conversation.MessageRefused)
 # Appointment fields an agent's page may get live: service, notes and reasons are sealed, so they are
@@ -96,6 +97,14 @@ def to_update(event: Any, position: int) -> dict[str, Any] | None:
     return None
 
 
+OVERFLOW = Update(type="overflow")
+"""Put alone in a socket's queue in place of its pending updates when it fell ``QUEUE_LIMIT`` behind
+(a client that reads nothing, so the server's writes to it wait): its sender closes it with 1013,
+and the client resumes from its last position on reconnecting. Never sent to a client."""
+
+CLOSE_OVERFLOW = (1013, "too far behind; reconnect with 'after'")
+
+
 def typing_channel(database: Database) -> str:
     """NOTIFY channel carrying typing indicators (ids only) between processes."""
     return f"commhub_typing_{database.schema}"
@@ -105,9 +114,11 @@ class LiveFeed:
     """Subscribers are keyed by workspace id (agents: every update of the workspace) or by
     conversation id (widgets: that conversation's updates only)."""
 
-    def __init__(self, app: CommHub, database: Database, runner: ProjectionRunner | None = None) -> None:
+    def __init__(self, app: CommHub, database: Database, runner: ProjectionRunner | None = None, *,
+                 queue_limit: int = QUEUE_LIMIT) -> None:
         self.app = app
         self.database = database
+        self.queue_limit = queue_limit
         self.runner = runner  # the projections of this process, if it runs them
         self.position = 0
         self.typing_channel = typing_channel(database)
@@ -192,7 +203,19 @@ class LiveFeed:
 
     def _dispatch(self, key: UUID, update: dict[str, Any]) -> None:
         for queue in list(self._subscribers.get(key, ())):
-            queue.put_nowait(update)
+            if queue.qsize() < self.queue_limit:
+                queue.put_nowait(update)
+            else:
+                self._overflow(key, queue)
+
+    def _overflow(self, key: UUID, queue: asyncio.Queue[dict[str, Any]]) -> None:
+        """Stop queueing for a socket that fell too far behind, and free what waits for it: memory
+        must not grow for ever with a client that stopped reading."""
+        self.unsubscribe(key, queue)
+        while not queue.empty():
+            queue.get_nowait()
+        queue.put_nowait(OVERFLOW)
+        log.warning("a live socket fell %d updates behind; closing it", self.queue_limit)
 
     def _publish(self, notifications: list[Any]) -> None:
         """Publish stored events read from the log (all of them up to the floor, in order)."""

@@ -8,7 +8,8 @@ A client that adds ``"batch": true`` to its hello may get several live updates i
 typically a projection batch (one write per socket instead of one per update, which is what 50
 agents cost the server); a frame holds at most ``BATCH_UPDATES`` updates and about ``BATCH_CHARS``
 characters (one longer update goes alone, as a plain frame).
-Close codes: 4401 not authenticated, 4403 role may not use the inbox, 4409 too far behind (reload).
+Close codes: 4401 not authenticated, 4403 role may not use the inbox, 4409 too far behind (reload),
+1013 the client read nothing while ``QUEUE_LIMIT`` updates waited for it (reconnect with ``after``).
 Typing indicators (``conversation.typing``) carry no position: they are not replayed. While the socket
 is open the agent counts as online for the web chat widget (``commhub_agent_presence``).
 """
@@ -25,7 +26,7 @@ from fastapi import WebSocket, WebSocketDisconnect
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import PERMISSIONS
-from api.live import Update
+from api.live import CLOSE_OVERFLOW, OVERFLOW, Update
 from api.routing import APIRouter
 
 router = APIRouter()
@@ -112,8 +113,11 @@ async def _forward(socket: WebSocket, queue: asyncio.Queue[dict[str, Any]], last
         pending = [await queue.get()]
         while batch and len(pending) < BATCH_UPDATES and not queue.empty():  # published together: one frame
             pending.append(queue.get_nowait())
-        texts, size = [], 0
+        texts, size, overflow = [], 0, False
         for update in pending:
+            if update is OVERFLOW:
+                overflow = True
+                continue
             position = update.get("position")
             if position is None or position > last:  # typing (no position) is live only
                 text = _text(update)
@@ -126,6 +130,9 @@ async def _forward(socket: WebSocket, queue: asyncio.Queue[dict[str, Any]], last
                     last = position
         if texts:
             await _send(socket, texts)
+        if overflow:
+            await socket.close(*CLOSE_OVERFLOW)
+            return
 
 
 async def _send(socket: WebSocket, texts: list[str]) -> None:

@@ -20,6 +20,7 @@ from typing import Any
 from fastapi import WebSocket, WebSocketDisconnect
 from starlette.concurrency import run_in_threadpool
 
+from api.live import CLOSE_OVERFLOW, OVERFLOW
 from api.rate_limit import TokenBucket
 from api.routing import APIRouter
 from api.widget_gateway import VisitorSession, WidgetGateway, live_frame
@@ -162,6 +163,9 @@ class VisitorConnection:
                 getter.cancel()
 
     async def _forward(self, update: dict[str, Any]) -> None:
+        if update is OVERFLOW:  # the visitor read nothing for long: the page resumes from its position
+            await self.socket.close(*CLOSE_OVERFLOW)
+            return
         frame = live_frame(update)
         if frame is None:
             return

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 
 import pytest
 
-from api.live import Update
+from api.live import LiveFeed, Update
 from api.routes.agent_socket import _forward
 
 
@@ -17,10 +18,14 @@ class RecordingSocket:
     def __init__(self) -> None:
         self.frames: list[str] = []
         self.sent = asyncio.Event()
+        self.closed: tuple[int, str] | None = None
 
     async def send_text(self, text: str) -> None:
         self.frames.append(text)
         self.sent.set()
+
+    async def close(self, code: int, reason: str) -> None:
+        self.closed = (code, reason)
 
 
 def message(position: int) -> Update:
@@ -69,3 +74,27 @@ def test_a_backlog_is_split_into_frames_of_bounded_count_and_size():
     assert [len(frame["updates"]) if frame["type"] == "batch" else 1 for frame in frames] == [2, 1]
     sizes = [len(json.dumps(frame, ensure_ascii=False).encode()) for frame in frames]
     assert max(sizes) < 512 * 1024 and [u["position"] for u in frames[0]["updates"]] == [1, 2]
+
+
+class Store:
+    schema = "unit"  # the feed's typing channel is named after it; nothing here reads the store
+
+
+def test_a_socket_that_falls_too_far_behind_is_dropped_and_closed_so_memory_does_not_grow():
+    async def scenario() -> tuple[list[object], tuple[int, str] | None, int, int]:
+        feed = LiveFeed(None, Store(), queue_limit=3)  # type: ignore[arg-type]
+        workspace = uuid.uuid4()
+        stalled, reading = feed.subscribe(workspace), feed.subscribe(workspace)
+        for position in range(1, 6):  # nobody takes from ``stalled``; ``reading`` is drained as it goes
+            feed._dispatch_all([([workspace], message(position))])
+            while not reading.empty():
+                reading.get_nowait()
+        assert stalled.qsize() == 1  # its pending updates freed, only the overflow mark left
+        socket = RecordingSocket()
+        await _forward(socket, stalled, 0, True)  # type: ignore[arg-type]  # returns after closing
+        feed._dispatch_all([([workspace], message(6))])
+        return [json.loads(f) for f in socket.frames], socket.closed, stalled.qsize(), reading.qsize()
+
+    frames, closed, left, other = asyncio.run(scenario())
+    assert frames == [] and closed is not None and closed[0] == 1013
+    assert (left, other) == (0, 1)  # unsubscribed; the agent who reads still gets every update
