@@ -56,6 +56,10 @@ CREATE INDEX IF NOT EXISTS commhub_caldav_sync_failed ON commhub_caldav_sync (wo
 """
 MAX_SECRET = 1_000
 LOOPBACK_NAMES = ("localhost",)
+# A claimed push row done with, unless the projection flagged it again meanwhile (then it stays due):
+RELEASE = ("UPDATE commhub_caldav_pushes SET leased_until = NULL, due_at = CASE WHEN changes = %s THEN NULL"
+           " ELSE due_at END WHERE appointment_id = %s AND staff_id = %s")
+RETRY = "UPDATE commhub_caldav_pushes SET leased_until = NULL, due_at = %s WHERE appointment_id = %s AND staff_id = %s"
 
 
 class CaldavSettingInvalidError(ValueError):
@@ -218,9 +222,17 @@ class CaldavStore:
         return None if row is None else SyncRow(*row)
 
     def record(self, appointment_id: UUID, staff_id: UUID, workspace_id: UUID, *, state: str, etag: str | None,
-               pushed_key: str | None, attempts: int, conflicts: int, http_status: int | None, now: datetime) -> None:
+               pushed_key: str | None, attempts: int, conflicts: int, http_status: int | None, now: datetime,
+               changes: int | None = None, retry_at: datetime | None = None) -> None:
+        """Record a push's outcome and, in the same transaction, release its queue row (``changes``: the
+        count it was claimed at) or make it due again at ``retry_at``: a status read never sees the
+        outcome with the row still due (it would say "pending" after the calendar has the event)."""
         synced = now if state in ("synced", "deleted") else None
         with self.database.connection() as conn:
+            if retry_at is not None:
+                conn.execute(RETRY, (retry_at, appointment_id, staff_id))
+            elif changes is not None:
+                conn.execute(RELEASE, (changes, appointment_id, staff_id))
             conn.execute(
                 "INSERT INTO commhub_caldav_sync VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
                 " ON CONFLICT (appointment_id, staff_id) DO UPDATE SET state = EXCLUDED.state, etag = EXCLUDED.etag,"

@@ -5,9 +5,10 @@ event is in flight at a time, and a dead worker's row is taken again after the l
 appointment *as it is now*, and makes the calendar match: PUT the event (create or update), DELETE
 it (cancelled, moved to someone else, contact erased), or nothing when the calendar already holds
 this version. Requests go through a guarded client (adapters.destinations: the calendar's host must
-resolve to an address calendars may reach). Network errors, 5xx and 429 are retried with exponential backoff and jitter; after
-``max_attempts`` the push is recorded as failed (visible per appointment in the API) until the
-appointment changes again. Nothing personal is logged: ids and HTTP statuses only.
+resolve to an address calendars may reach). Network errors, 5xx and 429 are retried with exponential
+backoff and jitter; after ``max_attempts`` the push is recorded as failed (visible per appointment in
+the API) until the appointment changes again. An outcome and the release of its queue row are one
+transaction. Nothing personal is logged: ids and HTTP statuses only.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from uuid import UUID
 import httpx
 
 from adapters.caldav import Outcome, delete_event, put_event
-from adapters.caldav_store import CaldavStore, Connection, SyncRow
+from adapters.caldav_store import RELEASE, CaldavStore, Connection, SyncRow
 from adapters.destinations import guarded_client
 from adapters.polling import PollingWorker
 from adapters.postgres import Database
@@ -111,8 +112,7 @@ class CaldavWorker(PollingWorker):
             return
         if (synced is None or synced.state in ("deleted", "skipped")) and not worth_creating(event, now):
             self.store.record(appointment_id, staff_id, workspace_id, state="skipped", etag=None, pushed_key=None,
-                              attempts=0, conflicts=0, http_status=None, now=now)
-            self._release(appointment_id, staff_id, changes)
+                              attempts=0, conflicts=0, http_status=None, now=now, changes=changes)
             return
         etag = synced.etag if synced is not None and synced.state in ("synced", "retrying", "failed") else None
         outcome = put_event(client, connection.account, resource_name(appointment_id, staff_id), event, etag, now)
@@ -126,8 +126,8 @@ class CaldavWorker(PollingWorker):
         if outcome.done:
             self.store.record(appointment_id, staff_id, workspace_id, state=done_state,
                               etag=outcome.etag if done_state == "synced" else None, pushed_key=key,
-                              attempts=attempts, conflicts=outcome.conflicts, http_status=outcome.http_status, now=now)
-            self._release(appointment_id, staff_id, changes)
+                              attempts=attempts, conflicts=outcome.conflicts, http_status=outcome.http_status, now=now,
+                              changes=changes)
             return
         if outcome.retryable and attempts < self.max_attempts:
             delay = min(MAX_DELAY, self.base_delay * 2 ** (attempts - 1)) * random.uniform(0.5, 1.5)
@@ -137,25 +137,18 @@ class CaldavWorker(PollingWorker):
                 "attempt": attempts})
             self.store.record(appointment_id, staff_id, workspace_id, state="retrying", etag=etag,
                               pushed_key=synced.pushed_key if synced is not None else None, attempts=attempts,
-                              conflicts=outcome.conflicts, http_status=outcome.http_status, now=now)
-            self._retry_at(appointment_id, staff_id, now + timedelta(seconds=delay))
+                              conflicts=outcome.conflicts, http_status=outcome.http_status, now=now,
+                              retry_at=now + timedelta(seconds=delay))
             return
         log.warning("calendar push failed for good", extra={
             "appointment_id": str(appointment_id), "staff_id": str(staff_id), "http_status": outcome.http_status,
             "attempt": attempts})
         self.store.record(appointment_id, staff_id, workspace_id, state="failed", etag=etag,
                           pushed_key=synced.pushed_key if synced is not None else None, attempts=attempts,
-                          conflicts=outcome.conflicts, http_status=outcome.http_status, now=now)
-        self._release(appointment_id, staff_id, changes)
+                          conflicts=outcome.conflicts, http_status=outcome.http_status, now=now, changes=changes)
 
     def _release(self, appointment_id: UUID, staff_id: UUID, changes: int) -> None:
         """Done with this row, unless the projection flagged it again meanwhile (then it stays due)."""
         with self.database.connection() as conn:
-            conn.execute("UPDATE commhub_caldav_pushes SET leased_until = NULL,"
-                         " due_at = CASE WHEN changes = %s THEN NULL ELSE due_at END"
-                         " WHERE appointment_id = %s AND staff_id = %s", (changes, appointment_id, staff_id))
+            conn.execute(RELEASE, (changes, appointment_id, staff_id))
 
-    def _retry_at(self, appointment_id: UUID, staff_id: UUID, at: datetime) -> None:
-        with self.database.connection() as conn:
-            conn.execute("UPDATE commhub_caldav_pushes SET leased_until = NULL, due_at = %s"
-                         " WHERE appointment_id = %s AND staff_id = %s", (at, appointment_id, staff_id))
