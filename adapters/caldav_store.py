@@ -223,7 +223,7 @@ class CaldavStore:
 
     def record(self, appointment_id: UUID, staff_id: UUID, workspace_id: UUID, *, state: str, etag: str | None,
                pushed_key: str | None, attempts: int, conflicts: int, http_status: int | None, now: datetime,
-               changes: int | None = None, retry_at: datetime | None = None) -> None:
+               changes: int, retry_at: datetime | None = None) -> None:
         """Record a push's outcome and, in the same transaction, release its queue row (``changes``: the
         count it was claimed at) or make it due again at ``retry_at``: a status read never sees the
         outcome with the row still due (it would say "pending" after the calendar has the event)."""
@@ -231,7 +231,7 @@ class CaldavStore:
         with self.database.connection() as conn:
             if retry_at is not None:
                 conn.execute(RETRY, (retry_at, appointment_id, staff_id))
-            elif changes is not None:
+            else:
                 conn.execute(RELEASE, (changes, appointment_id, staff_id))
             conn.execute(
                 "INSERT INTO commhub_caldav_sync VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"

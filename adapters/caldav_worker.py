@@ -138,7 +138,7 @@ class CaldavWorker(PollingWorker):
             self.store.record(appointment_id, staff_id, workspace_id, state="retrying", etag=etag,
                               pushed_key=synced.pushed_key if synced is not None else None, attempts=attempts,
                               conflicts=outcome.conflicts, http_status=outcome.http_status, now=now,
-                              retry_at=now + timedelta(seconds=delay))
+                              changes=changes, retry_at=now + timedelta(seconds=delay))
             return
         log.warning("calendar push failed for good", extra={
             "appointment_id": str(appointment_id), "staff_id": str(staff_id), "http_status": outcome.http_status,

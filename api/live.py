@@ -122,7 +122,7 @@ class LiveFeed:
         self.runner = runner  # the projections of this process, if it runs them
         self.position = 0
         self.typing_channel = typing_channel(database)
-        self._subscribers: dict[UUID, set[asyncio.Queue[dict[str, Any]]]] = {}
+        self._subscribers: dict[UUID, set[asyncio.Queue[Update]]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -151,12 +151,12 @@ class LiveFeed:
         """Block until the read models (built by whichever process) include ``position``."""
         return self.reached.wait_for(position, timeout)
 
-    def subscribe(self, workspace_id: UUID) -> asyncio.Queue[dict[str, Any]]:
-        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    def subscribe(self, workspace_id: UUID) -> asyncio.Queue[Update]:
+        queue: asyncio.Queue[Update] = asyncio.Queue()
         self._subscribers.setdefault(workspace_id, set()).add(queue)
         return queue
 
-    def unsubscribe(self, workspace_id: UUID, queue: asyncio.Queue[dict[str, Any]]) -> None:
+    def unsubscribe(self, workspace_id: UUID, queue: asyncio.Queue[Update]) -> None:
         queues = self._subscribers.get(workspace_id)
         if queues is not None:
             queues.discard(queue)
@@ -201,14 +201,14 @@ class LiveFeed:
         workspace_id = state.get("workspace_id") if isinstance(state, dict) else None
         return workspace_id if isinstance(workspace_id, UUID) else None
 
-    def _dispatch(self, key: UUID, update: dict[str, Any]) -> None:
+    def _dispatch(self, key: UUID, update: Update) -> None:
         for queue in list(self._subscribers.get(key, ())):
             if queue.qsize() < self.queue_limit:
                 queue.put_nowait(update)
             else:
                 self._overflow(key, queue)
 
-    def _overflow(self, key: UUID, queue: asyncio.Queue[dict[str, Any]]) -> None:
+    def _overflow(self, key: UUID, queue: asyncio.Queue[Update]) -> None:
         """Stop queueing for a socket that fell too far behind, and free what waits for it: memory
         must not grow for ever with a client that stopped reading."""
         self.unsubscribe(key, queue)

@@ -88,7 +88,7 @@ async def agent_socket(socket: WebSocket) -> None:
 
 
 async def _pump(
-    socket: WebSocket, queue: asyncio.Queue[dict[str, Any]], last: int, still_valid: Callable[[], Any],
+    socket: WebSocket, queue: asyncio.Queue[Update], last: int, still_valid: Callable[[], Any],
     recheck_seconds: float, batch: bool = False,
 ) -> None:
     """Forward live updates (skipping what the backfill already sent) until the client leaves,
@@ -108,7 +108,7 @@ async def _pump(
             task.cancel()
 
 
-async def _forward(socket: WebSocket, queue: asyncio.Queue[dict[str, Any]], last: int, batch: bool) -> None:
+async def _forward(socket: WebSocket, queue: asyncio.Queue[Update], last: int, batch: bool) -> None:
     while True:
         pending = [await queue.get()]
         while batch and len(pending) < BATCH_UPDATES and not queue.empty():  # published together: one frame
@@ -120,7 +120,7 @@ async def _forward(socket: WebSocket, queue: asyncio.Queue[dict[str, Any]], last
                 continue
             position = update.get("position")
             if position is None or position > last:  # typing (no position) is live only
-                text = _text(update)
+                text = update.text()  # made once for every socket
                 if texts and size + len(text) > BATCH_CHARS:  # a frame stays well under clients' limits
                     await _send(socket, texts)
                     texts, size = [], 0
@@ -137,11 +137,6 @@ async def _forward(socket: WebSocket, queue: asyncio.Queue[dict[str, Any]], last
 
 async def _send(socket: WebSocket, texts: list[str]) -> None:
     await socket.send_text(texts[0] if len(texts) == 1 else '{"type":"batch","updates":[' + ",".join(texts) + "]}")
-
-
-def _text(update: dict[str, Any]) -> str:
-    return update.text() if isinstance(update, Update) else json.dumps(update, separators=(",", ":"),
-                                                                       ensure_ascii=False)
 
 
 async def _recheck(socket: WebSocket, still_valid: Callable[[], Any], every: float) -> None:

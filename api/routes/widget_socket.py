@@ -20,7 +20,7 @@ from typing import Any
 from fastapi import WebSocket, WebSocketDisconnect
 from starlette.concurrency import run_in_threadpool
 
-from api.live import CLOSE_OVERFLOW, OVERFLOW
+from api.live import CLOSE_OVERFLOW, OVERFLOW, Update
 from api.rate_limit import TokenBucket
 from api.routing import APIRouter
 from api.widget_gateway import VisitorSession, WidgetGateway, live_frame
@@ -89,7 +89,7 @@ class VisitorConnection:
         self.gateway = gateway
         self.session = session
         self.feed = gateway.feed
-        self.queue: asyncio.Queue[dict[str, Any]] | None = None
+        self.queue: asyncio.Queue[Update] | None = None
         self.last = 0
         self.bucket: TokenBucket = gateway.connection_messages.bucket()
         self.refusals = 0
